@@ -1,0 +1,31 @@
+# The verbs people type. Each target is a line or two that calls project code.
+PY := .venv/bin/python
+
+.PHONY: setup run test test-fast lint bench broker-start broker-stop topics compose-up compose-down clean
+
+setup:            ## create .venv and resolve the JVM jars (cached, idempotent)
+	@bash scripts/setup.sh
+
+run: setup        ## the whole pipeline on the embedded broker, then a summary
+	@$(PY) -m scripts.run_local
+
+test: setup       ## the whole suite (unit, integration, infra)
+	@$(PY) -m pytest
+
+test-fast: setup  ## unit tests only
+	@$(PY) -m pytest -m "not integration"
+
+lint: setup
+	@.venv/bin/ruff check .
+
+broker-start: setup  ## a background broker on 127.0.0.1:9092 (for running the parts by hand)
+	@$(PY) -m scripts.local_broker start
+
+broker-stop:
+	@$(PY) -m scripts.local_broker stop
+
+topics: setup
+	@$(PY) -m scripts.topics create
+
+clean:            ## remove the lake and run state (keeps the venv and jar caches)
+	rm -rf lake .cache/run local/.broker

@@ -1,0 +1,331 @@
+"""The streaming job: five Kafka topics -> checked, deduplicated, partitioned Parquet, exactly once.
+
+Run locally through ``python -m scripts.run_job`` (which adds the Kafka jars and a local master),
+or on EMR through ``spark-submit`` (``scripts/emr_steps.py``). Settings come from the
+environment (see README, "Settings"); command-line flags override the most common ones.
+
+Per stream it runs two file-sink queries, each with its own checkpoint:
+``<lake>/data/<stream>/date=…/hour=…/`` and ``<lake>/quarantine/<stream>/date=…/``. The file
+sink commits a batch's files and its Kafka offsets together (``_spark_metadata`` + checkpoint),
+so a restart after a crash neither loses nor repeats a row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
+
+from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS, Contract
+from emr_jobs.kafka_options import KafkaSettings, spark_kafka_options
+from emr_jobs.settings import JobSettings, SettingsError
+from emr_jobs.transforms import (
+    deduplicate,
+    parse_events,
+    to_lake_rows,
+    to_quarantine_rows,
+    validate,
+)
+
+log = logging.getLogger("emr_jobs.job")
+
+
+# --- read --------------------------------------------------------------------------------------
+
+
+def read_kafka(spark: SparkSession, kafka: KafkaSettings, job: JobSettings, stream: str) -> DataFrame:
+    reader = (
+        spark.readStream.format("kafka")
+        .options(**spark_kafka_options(kafka))
+        .option("subscribe", kafka.topic(stream))
+        .option("startingOffsets", job.starting_offsets)
+        .option("failOnDataLoss", "true")
+    )
+    if job.max_offsets_per_trigger is not None:
+        reader = reader.option("maxOffsetsPerTrigger", str(job.max_offsets_per_trigger))
+    return reader.load()
+
+
+# --- write -------------------------------------------------------------------------------------
+
+
+def _trigger(job: JobSettings) -> dict[str, object]:
+    if job.trigger == "availableNow":
+        return {"availableNow": True}
+    return {"processingTime": job.trigger_interval}
+
+
+def write_parquet(
+    rows: DataFrame, job: JobSettings, area: str, stream: str, partition_by: Sequence[str]
+) -> StreamingQuery:
+    return (
+        rows.writeStream.format("parquet")
+        .queryName(f"{stream}:{area}")
+        .outputMode("append")
+        .option("path", job.path(area, stream))
+        .option("checkpointLocation", job.path(LAKE.checkpoints_prefix, stream, area))
+        .partitionBy(*partition_by)
+        .trigger(**_trigger(job))
+        .start()
+    )
+
+
+def start_stream(
+    spark: SparkSession, kafka: KafkaSettings, job: JobSettings, contract: Contract
+) -> list[StreamingQuery]:
+    checked = validate(parse_events(read_kafka(spark, kafka, job, contract.stream), contract), contract)
+    valid = deduplicate(to_lake_rows(checked, contract), contract, job.watermark_delay)
+    invalid = to_quarantine_rows(checked)
+    return [
+        write_parquet(
+            valid, job, LAKE.data_prefix, contract.stream, [c["name"] for c in LAKE.partition_columns]
+        ),
+        write_parquet(
+            invalid,
+            job,
+            LAKE.quarantine_prefix,
+            contract.stream,
+            [c["name"] for c in LAKE.quarantine_partition_columns],
+        ),
+    ]
+
+
+# --- progress, metrics, summary ------------------------------------------------------------------
+
+
+@dataclass
+class StreamTotals:
+    input_rows: int = 0
+    batches: int = 0
+    duplicates_dropped: int = 0
+    late_rows_dropped: int = 0
+    offsets_behind_latest: int | None = None
+
+
+@dataclass
+class Progress:
+    """Totals per query name (``<stream>:<area>``) from Spark's progress events."""
+
+    totals: dict[str, StreamTotals] = field(default_factory=dict)
+    last_log: float = 0.0
+
+    def record(self, progress: dict) -> None:
+        totals = self.totals.setdefault(progress["name"], StreamTotals())
+        totals.batches += 1
+        totals.input_rows += int(progress.get("numInputRows", 0))
+        for op in progress.get("stateOperators", []):
+            totals.late_rows_dropped += int(op.get("numRowsDroppedByWatermark", 0))
+            totals.duplicates_dropped += int(op.get("customMetrics", {}).get("numDroppedDuplicateRows", 0))
+        behind = [
+            int(v)
+            for source in progress.get("sources", [])
+            for v in [(source.get("metrics") or {}).get("maxOffsetsBehindLatest")]
+            if v is not None
+        ]
+        if behind:
+            totals.offsets_behind_latest = max(behind)
+
+
+class ProgressListener(StreamingQueryListener):
+    """Logs a line per stream every ``every`` seconds and publishes the lag metric if asked."""
+
+    def __init__(self, progress: Progress, every: float = 10.0, publish: bool = False,
+                 region: str = "") -> None:
+        self.progress = progress
+        self.every = every
+        self.publish = publish
+        self.region = region
+
+    def onQueryStarted(self, event) -> None:  # noqa: N802 - Spark's API
+        log.info("query %s started (id %s)", event.name, event.id)
+
+    def onQueryProgress(self, event) -> None:  # noqa: N802
+        doc = json.loads(event.progress.json)
+        self.progress.record(doc)
+        if self.publish:
+            publish_lag_metric(doc, self.region)
+        now = time.monotonic()
+        if now - self.progress.last_log >= self.every:
+            self.progress.last_log = now
+            log.info("progress: %s", format_progress_line(self.progress))
+
+    def onQueryIdle(self, event) -> None:  # noqa: N802
+        pass
+
+    def onQueryTerminated(self, event) -> None:  # noqa: N802
+        if event.exception:
+            log.error("query %s failed: %s", event.id, event.exception)
+
+
+def format_progress_line(progress: Progress) -> str:
+    parts = []
+    for name, t in sorted(progress.totals.items()):
+        lag = "" if t.offsets_behind_latest is None else f" behind={t.offsets_behind_latest}"
+        parts.append(f"{name} rows={t.input_rows} batches={t.batches}{lag}")
+    return "; ".join(parts)
+
+
+def publish_lag_metric(progress: dict, region: str) -> None:
+    """``MaxOffsetsBehindLatest`` per stream to CloudWatch (the alarm in infra/ watches it).
+
+    Spark's Kafka source commits no consumer-group offsets, so MSK's own lag metrics stay
+    empty for this job; this is the metric the lag alarm uses.
+    """
+    name = progress.get("name") or ""
+    stream, _, area = name.partition(":")
+    if area != LAKE.data_prefix:
+        return
+    behind = [
+        int(v)
+        for source in progress.get("sources", [])
+        for v in [(source.get("metrics") or {}).get("maxOffsetsBehindLatest")]
+        if v is not None
+    ]
+    if not behind:
+        return
+    import boto3
+
+    boto3.client("cloudwatch", region_name=region or None).put_metric_data(
+        Namespace=LAKE.metrics_namespace,
+        MetricData=[
+            {
+                "MetricName": LAKE.lag_metric,
+                "Dimensions": [{"Name": LAKE.metrics_dimension, "Value": stream}],
+                "Value": float(max(behind)),
+                "Unit": "Count",
+            }
+        ],
+    )
+
+
+def summary(progress: Progress) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for stream in STREAMS:
+        data = progress.totals.get(f"{stream}:{LAKE.data_prefix}", StreamTotals())
+        bad = progress.totals.get(f"{stream}:{LAKE.quarantine_prefix}", StreamTotals())
+        out[stream] = {
+            "read": data.input_rows,
+            "quarantined_read": bad.input_rows,
+            "duplicates_dropped": data.duplicates_dropped,
+            "late_rows_dropped": data.late_rows_dropped,
+        }
+    return out
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Smart City streaming job (Kafka -> Parquet lake)")
+    parser.add_argument("--lake-uri", help="lake root: file://, s3a:// or s3:// [LAKE_URI]")
+    parser.add_argument("--bootstrap-servers", help="[KAFKA_BOOTSTRAP_SERVERS]")
+    parser.add_argument("--auth-mode", help="none | msk-iam [KAFKA_AUTH_MODE]")
+    parser.add_argument("--available-now", action="store_true",
+                        help="process what is in the topics, then stop [JOB_TRIGGER=availableNow]")
+    parser.add_argument("--trigger-interval", help="e.g. '10 seconds' [JOB_TRIGGER_INTERVAL]")
+    parser.add_argument("--timeout-seconds", type=int, help="stop a continuous run after N s")
+    parser.add_argument("--streams", default=",".join(STREAMS), help="comma-separated subset")
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> tuple[KafkaSettings, JobSettings, list[str]]:
+    kafka = KafkaSettings.from_env()
+    job = JobSettings.from_env()
+    kafka = replace(
+        kafka,
+        bootstrap_servers=args.bootstrap_servers or kafka.bootstrap_servers,
+        auth_mode=args.auth_mode or kafka.auth_mode,
+    )
+    job = replace(
+        job,
+        lake_uri=args.lake_uri or job.lake_uri,
+        trigger="availableNow" if args.available_now else job.trigger,
+        trigger_interval=args.trigger_interval or job.trigger_interval,
+        timeout_seconds=args.timeout_seconds or job.timeout_seconds,
+    )
+    streams = [s.strip() for s in args.streams.split(",") if s.strip()]
+    unknown = sorted(set(streams) - set(STREAMS))
+    if unknown or not streams:
+        raise SettingsError(f"--streams must name some of {', '.join(STREAMS)}; got {args.streams!r}")
+    return kafka, job, streams
+
+
+def build_session(job: JobSettings) -> SparkSession:
+    return (
+        SparkSession.builder.appName("smartcity-streaming-job")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(job.shuffle_partitions))
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+        .getOrCreate()
+    )
+
+
+def run(spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Sequence[str]) -> Progress:
+    progress = Progress()
+    spark.streams.addListener(
+        ProgressListener(progress, publish=job.publish_metrics, region=kafka.aws_region)
+    )
+    queries = [q for s in streams for q in start_stream(spark, kafka, job, CONTRACTS[s])]
+    log.info("started %d queries for %s; lake %s; trigger %s", len(queries), ", ".join(streams),
+             job.lake_uri, job.trigger)
+
+    stopping = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stopping["signal"] = signum
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    deadline = time.monotonic() + job.timeout_seconds if job.timeout_seconds else None
+    try:
+        while any(q.isActive for q in queries):
+            for q in queries:
+                if q.exception() is not None:
+                    raise RuntimeError(f"query {q.name} failed: {q.exception()}")
+            if stopping["signal"] is not None:
+                log.info("signal %s: stopping queries after their current batch", stopping["signal"])
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                log.info("JOB_TIMEOUT_SECONDS reached: stopping queries")
+                break
+            time.sleep(0.5)
+    finally:
+        for q in queries:
+            if q.isActive:
+                q.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    for q in queries:
+        if q.exception() is not None:
+            raise RuntimeError(f"query {q.name} failed: {q.exception()}")
+    return progress
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        kafka, job, streams = settings_from(parse_args(argv))
+    except SettingsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    spark = build_session(job)
+    spark.sparkContext.setLogLevel("WARN")
+    started = time.monotonic()
+    progress = run(spark, kafka, job, streams)
+    result = summary(progress)
+    log.info("summary after %.1fs: %s", time.monotonic() - started, format_progress_line(progress))
+    # One machine-readable line for operators and scripts.
+    print("JOB_SUMMARY " + json.dumps(result, sort_keys=True), flush=True)
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

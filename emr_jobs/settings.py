@@ -1,0 +1,158 @@
+"""Typed settings read from the environment, and the error every wrong setting raises.
+
+Each component has one frozen dataclass (``KafkaSettings`` in ``kafka_options``, ``JobSettings``
+here, ``ProducerSettings`` in ``producer.settings``). ``from_env()`` reads the process
+environment; tests build settings by passing values to the constructor. A wrong value fails at
+start-up with a message that names the environment variable.
+
+Standard library only: the producer imports this module and must not pull in pyspark.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Repository root (this file is emr_jobs/settings.py). Used only for local defaults.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing or has a wrong value. The message names the setting."""
+
+
+def env_str(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+def env_int(
+    env: Mapping[str, str], name: str, default: int | None, *, minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    check_range(name, value, minimum, maximum)
+    return value
+
+
+def env_float(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float | None = None
+) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    check_range(name, value, minimum, None)
+    return value
+
+
+def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(env, name, default)
+    check_choice(name, value, choices)
+    return value
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def check_range(name: str, value: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(second|seconds|minute|minutes|hour|hours)\s*$")
+
+
+def check_duration(name: str, value: str) -> str:
+    """Spark interval strings such as ``"2 minutes"`` or ``"10 seconds"``."""
+    if not _DURATION.match(value):
+        raise SettingsError(
+            f"{name} must look like '10 seconds', '2 minutes' or '1 hour'; got {value!r}"
+        )
+    return value.strip()
+
+
+def duration_seconds(value: str) -> int:
+    match = _DURATION.match(value)
+    if not match:
+        raise SettingsError(f"not a duration: {value!r}")
+    unit = match.group(2).rstrip("s")
+    return int(match.group(1)) * {"second": 1, "minute": 60, "hour": 3600}[unit]
+
+
+def default_lake_uri() -> str:
+    return (REPO_ROOT / "lake").as_uri()
+
+
+_LAKE_SCHEMES = ("file", "s3", "s3a")
+TRIGGERS = ("processingTime", "availableNow")
+STARTING_OFFSETS = ("earliest", "latest")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Settings of the Spark job (environment variable in brackets)."""
+
+    lake_uri: str = ""  # [LAKE_URI] file://, s3a:// or s3:// URI of the lake root
+    trigger: str = "processingTime"  # [JOB_TRIGGER] processingTime | availableNow
+    trigger_interval: str = "10 seconds"  # [JOB_TRIGGER_INTERVAL]
+    watermark_delay: str = "2 minutes"  # [JOB_WATERMARK_DELAY]
+    max_offsets_per_trigger: int | None = None  # [JOB_MAX_OFFSETS_PER_TRIGGER] unset = no cap
+    starting_offsets: str = "earliest"  # [JOB_STARTING_OFFSETS] earliest | latest
+    shuffle_partitions: int = 4  # [JOB_SHUFFLE_PARTITIONS]
+    publish_metrics: bool = False  # [JOB_PUBLISH_METRICS] CloudWatch lag metric (AWS mode)
+    timeout_seconds: int | None = None  # [JOB_TIMEOUT_SECONDS] stop a continuous run after this
+
+    def __post_init__(self) -> None:
+        if not self.lake_uri:
+            object.__setattr__(self, "lake_uri", default_lake_uri())
+        scheme = self.lake_uri.split("://", 1)[0] if "://" in self.lake_uri else ""
+        if scheme not in _LAKE_SCHEMES:
+            raise SettingsError(
+                f"LAKE_URI must start with file://, s3a:// or s3://; got {self.lake_uri!r}"
+            )
+        check_choice("JOB_TRIGGER", self.trigger, TRIGGERS)
+        check_duration("JOB_TRIGGER_INTERVAL", self.trigger_interval)
+        check_duration("JOB_WATERMARK_DELAY", self.watermark_delay)
+        check_choice("JOB_STARTING_OFFSETS", self.starting_offsets, STARTING_OFFSETS)
+        if self.max_offsets_per_trigger is not None:
+            check_range("JOB_MAX_OFFSETS_PER_TRIGGER", self.max_offsets_per_trigger, 1, None)
+        check_range("JOB_SHUFFLE_PARTITIONS", self.shuffle_partitions, 1, 10_000)
+        if self.timeout_seconds is not None:
+            check_range("JOB_TIMEOUT_SECONDS", self.timeout_seconds, 1, None)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> JobSettings:
+        env = os.environ if env is None else env
+        return cls(
+            lake_uri=env_str(env, "LAKE_URI", ""),
+            trigger=env_str(env, "JOB_TRIGGER", "processingTime"),
+            trigger_interval=env_str(env, "JOB_TRIGGER_INTERVAL", "10 seconds"),
+            watermark_delay=env_str(env, "JOB_WATERMARK_DELAY", "2 minutes"),
+            max_offsets_per_trigger=env_int(env, "JOB_MAX_OFFSETS_PER_TRIGGER", None, minimum=1),
+            starting_offsets=env_str(env, "JOB_STARTING_OFFSETS", "earliest"),
+            shuffle_partitions=env_int(env, "JOB_SHUFFLE_PARTITIONS", 4, minimum=1) or 4,
+            publish_metrics=env_str(env, "JOB_PUBLISH_METRICS", "false").lower()
+            in ("1", "true", "yes"),
+            timeout_seconds=env_int(env, "JOB_TIMEOUT_SECONDS", None, minimum=1),
+        )
+
+    def path(self, area: str, stream: str, *rest: str) -> str:
+        """``<lake>/<area>/<stream>/...`` with area one of data, quarantine, checkpoints."""
+        return "/".join([self.lake_uri.rstrip("/"), area, stream, *rest])

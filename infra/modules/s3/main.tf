@@ -1,0 +1,159 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  # The lake layout is shared with the job: emr_jobs/contracts/_lake.json.
+  lake = jsondecode(file("${path.module}/../../../emr_jobs/contracts/_lake.json"))
+
+  account_id = data.aws_caller_identity.current.account_id
+  buckets = {
+    lake      = "${var.name}-lake-${local.account_id}-${data.aws_region.current.region}"
+    artifacts = "${var.name}-artifacts-${local.account_id}-${data.aws_region.current.region}"
+    logs      = "${var.name}-logs-${local.account_id}-${data.aws_region.current.region}"
+  }
+
+  # Extra lifecycle rules per bucket, on top of the housekeeping rule every bucket gets.
+  expiration_rules = {
+    lake      = [{ id = "expire-quarantine", prefix = "${local.lake.layout.quarantine}/", days = var.quarantine_expiration_days }]
+    artifacts = []
+    logs      = [{ id = "expire-logs", prefix = "", days = var.log_expiration_days }]
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description         = "${var.name}: S3 buckets (lake, artifacts, logs), EMR local disks, Athena results"
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        # Key users are granted through their IAM policies (modules/iam), which this enables.
+        Sid       = "AccountAdministration"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+    ]
+  })
+
+  tags = var.tags
+}
+
+resource "aws_s3_bucket" "this" {
+  #checkov:skip=CKV_AWS_18:Server access logs need an SSE-S3 target bucket, and every bucket here must be SSE-KMS; use CloudTrail S3 data events for object-level audit.
+  #checkov:skip=CKV_AWS_144:Cross-region replication doubles storage cost; the lake is rebuilt from Kafka plus checkpoints and artifacts from the repository.
+  #checkov:skip=CKV2_AWS_62:No consumer of S3 event notifications; Athena queries the lake through partition projection.
+  for_each = local.buckets
+
+  bucket        = each.value
+  force_destroy = var.force_destroy
+
+  tags = merge(var.tags, { Name = each.value, Purpose = each.key })
+}
+
+resource "aws_s3_bucket_ownership_controls" "this" {
+  for_each = aws_s3_bucket.this
+
+  bucket = each.value.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "this" {
+  for_each = aws_s3_bucket.this
+
+  bucket                  = each.value.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_versioning" "this" {
+  for_each = aws_s3_bucket.this
+
+  bucket = each.value.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  for_each = aws_s3_bucket.this
+
+  bucket = each.value.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.this.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_policy" "this" {
+  for_each = aws_s3_bucket.this
+
+  bucket = each.value.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "DenyInsecureTransport"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "s3:*"
+        Resource  = [each.value.arn, "${each.value.arn}/*"]
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+    ]
+  })
+
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  for_each = aws_s3_bucket.this
+
+  bucket = each.value.id
+
+  rule {
+    id     = "housekeeping"
+    status = "Enabled"
+
+    filter {}
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = var.abort_incomplete_multipart_upload_days
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_expiration_days
+    }
+  }
+
+  dynamic "rule" {
+    for_each = local.expiration_rules[each.key]
+
+    content {
+      id     = rule.value.id
+      status = "Enabled"
+
+      filter {
+        prefix = rule.value.prefix
+      }
+
+      expiration {
+        days = rule.value.days
+      }
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.this]
+}

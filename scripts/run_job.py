@@ -1,0 +1,84 @@
+"""Run the streaming job locally with ``spark-submit``: local master, the Maven-resolved jars.
+
+    python -m scripts.run_job [job flags...]       # e.g. --available-now --lake-uri file:///tmp/lake
+
+Exactly what EMR runs (``emr_jobs/job.py``), with the jars from ``.cache/jars/spark`` on the
+classpath instead of S3. Nothing is downloaded when the job starts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from emr_jobs.settings import REPO_ROOT
+
+SPARK_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "spark"
+S3A_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "s3a"
+JOB_SCRIPT = REPO_ROOT / "emr_jobs" / "job.py"
+
+
+class JarsMissing(RuntimeError):
+    pass
+
+
+def job_jars(extra_dirs: Sequence[Path] = ()) -> list[Path]:
+    jars = sorted(SPARK_JARS_DIR.glob("*.jar"))
+    if not any(j.name.startswith("spark-sql-kafka") for j in jars):
+        raise JarsMissing(
+            f"the Spark Kafka connector is missing in {SPARK_JARS_DIR}; run `make setup`"
+        )
+    for d in extra_dirs:
+        jars.extend(sorted(Path(d).glob("*.jar")))
+    return jars
+
+
+def spark_submit_command(
+    job_args: Sequence[str],
+    *,
+    master: str = "local[2]",
+    driver_memory: str = "2g",
+    extra_jar_dirs: Sequence[Path] = (),
+    conf: Mapping[str, str] | None = None,
+) -> list[str]:
+    import pyspark
+
+    spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
+    command = [
+        str(spark_submit),
+        "--master", master,
+        "--driver-memory", driver_memory,
+        "--jars", ",".join(str(j) for j in job_jars(extra_jar_dirs)),
+        "--conf", "spark.ui.enabled=false",
+        "--conf", f"spark.pyspark.python={sys.executable}",
+        "--conf", "spark.driver.extraJavaOptions=-Dlog4j2.level=WARN",
+    ]
+    for key, value in (conf or {}).items():
+        command += ["--conf", f"{key}={value}"]
+    return [*command, str(JOB_SCRIPT), *job_args]
+
+
+def job_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    merged = dict(os.environ if env is None else env)
+    merged["PYTHONPATH"] = os.pathsep.join(
+        p for p in [str(REPO_ROOT), merged.get("PYTHONPATH", "")] if p
+    )
+    merged.setdefault("PYSPARK_PYTHON", sys.executable)
+    return merged
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command = spark_submit_command(args)
+    except JarsMissing as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return subprocess.call(command, env=job_environment())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Create the five topics through the Kafka admin API. Idempotent.
+
+Works against the embedded broker (``KAFKA_AUTH_MODE=none``) and against Amazon MSK with IAM
+(``KAFKA_AUTH_MODE=msk-iam``; run it inside the VPC, for example as a one-off ECS task).
+
+    python -m scripts.topics create [--partitions 3] [--replication-factor 1] [--retention-hours 168]
+    python -m scripts.topics describe
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from emr_jobs.kafka_options import KafkaSettings, TokenCallback, admin_config
+from emr_jobs.settings import SettingsError, env_int
+from emr_jobs.contracts import STREAMS
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    partitions: int = 3  # [TOPIC_PARTITIONS]
+    replication_factor: int = 1  # [TOPIC_REPLICATION_FACTOR]; 3 on MSK
+    retention_hours: int = 168  # [TOPIC_RETENTION_HOURS]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TopicSpec:
+        return cls(
+            partitions=env_int(env, "TOPIC_PARTITIONS", 3, minimum=1, maximum=1000) or 3,
+            replication_factor=env_int(env, "TOPIC_REPLICATION_FACTOR", 1, minimum=1, maximum=5)
+            or 1,
+            retention_hours=env_int(env, "TOPIC_RETENTION_HOURS", 168, minimum=1) or 168,
+        )
+
+
+def connect(
+    settings: KafkaSettings, *, timeout: float = 10.0, token_callback: TokenCallback | None = None
+) -> AdminClient:
+    """An admin client that has reached the cluster, or a clear error within ``timeout``."""
+    admin = AdminClient(admin_config(settings, token_callback=token_callback))
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as err:
+        raise ConnectionError(
+            f"cannot reach Kafka at {settings.bootstrap_servers} "
+            f"(KAFKA_BOOTSTRAP_SERVERS, auth {settings.auth_mode}) within {timeout:.0f}s: {err}"
+        ) from None
+    return admin
+
+
+def ensure_topics(
+    settings: KafkaSettings,
+    spec: TopicSpec,
+    *,
+    admin: AdminClient | None = None,
+    timeout: float = 30.0,
+) -> dict[str, str]:
+    """Create every missing topic; returns topic -> ``created`` or ``exists``."""
+    admin = admin or connect(settings)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    wanted = [settings.topic(s) for s in STREAMS]
+    result = {t: "exists" for t in wanted if t in existing}
+    new = [
+        NewTopic(
+            t,
+            num_partitions=spec.partitions,
+            replication_factor=spec.replication_factor,
+            config={"retention.ms": str(spec.retention_hours * 3_600_000)},
+        )
+        for t in wanted
+        if t not in existing
+    ]
+    if new:
+        for topic, future in admin.create_topics(new, operation_timeout=timeout).items():
+            try:
+                future.result()
+                result[topic] = "created"
+            except KafkaException as err:
+                if err.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    result[topic] = "exists"  # created concurrently by someone else
+                else:
+                    raise
+    return result
+
+
+def describe(settings: KafkaSettings, admin: AdminClient | None = None) -> dict[str, int]:
+    """Topic -> partition count for the five topics (0 when missing)."""
+    admin = admin or connect(settings)
+    topics = admin.list_topics(timeout=10).topics
+    return {
+        settings.topic(s): len(topics[settings.topic(s)].partitions) if settings.topic(s) in topics else 0
+        for s in STREAMS
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    parser = argparse.ArgumentParser(prog="python -m scripts.topics", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["create", "describe"])
+    parser.add_argument("--partitions", type=int, help="partitions per topic [TOPIC_PARTITIONS=3]")
+    parser.add_argument("--replication-factor", type=int, help="[TOPIC_REPLICATION_FACTOR=1]")
+    parser.add_argument("--retention-hours", type=int, help="[TOPIC_RETENTION_HOURS=168]")
+    args = parser.parse_args(argv)
+    try:
+        settings = KafkaSettings.from_env()
+        env = dict(os.environ)
+        for flag, name in (
+            ("partitions", "TOPIC_PARTITIONS"),
+            ("replication_factor", "TOPIC_REPLICATION_FACTOR"),
+            ("retention_hours", "TOPIC_RETENTION_HOURS"),
+        ):
+            if getattr(args, flag) is not None:
+                env[name] = str(getattr(args, flag))
+        spec = TopicSpec.from_env(env)
+        if args.command == "create":
+            for topic, state in ensure_topics(settings, spec).items():
+                print(f"{topic:<20} {state}")
+        else:
+            for topic, partitions in describe(settings).items():
+                print(f"{topic:<20} {partitions} partitions" if partitions else f"{topic:<20} missing")
+    except (SettingsError, ConnectionError, KafkaException) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
