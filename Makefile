@@ -27,5 +27,11 @@ broker-stop:
 topics: setup
 	@$(PY) -m scripts.topics create
 
+compose-up: setup    ## Docker: Kafka, Spark master + 2 workers, MinIO and the job (local/docker-compose.yml)
+	docker compose -f local/docker-compose.yml up -d
+
+compose-down:        ## stop the compose stack; its volumes (topics, lake) stay until `down -v`
+	docker compose -f local/docker-compose.yml down
+
 clean:            ## remove the lake and run state (keeps the venv and jar caches)
 	rm -rf lake .cache/run local/.broker

@@ -41,7 +41,9 @@ log = logging.getLogger("emr_jobs.job")
 # --- read --------------------------------------------------------------------------------------
 
 
-def read_kafka(spark: SparkSession, kafka: KafkaSettings, job: JobSettings, stream: str) -> DataFrame:
+def read_kafka(
+    spark: SparkSession, kafka: KafkaSettings, job: JobSettings, stream: str
+) -> DataFrame:
     reader = (
         spark.readStream.format("kafka")
         .options(**spark_kafka_options(kafka))
@@ -81,12 +83,18 @@ def write_parquet(
 def start_stream(
     spark: SparkSession, kafka: KafkaSettings, job: JobSettings, contract: Contract
 ) -> list[StreamingQuery]:
-    checked = validate(parse_events(read_kafka(spark, kafka, job, contract.stream), contract), contract)
+    checked = validate(
+        parse_events(read_kafka(spark, kafka, job, contract.stream), contract), contract
+    )
     valid = deduplicate(to_lake_rows(checked, contract), contract, job.watermark_delay)
     invalid = to_quarantine_rows(checked)
     return [
         write_parquet(
-            valid, job, LAKE.data_prefix, contract.stream, [c["name"] for c in LAKE.partition_columns]
+            valid,
+            job,
+            LAKE.data_prefix,
+            contract.stream,
+            [c["name"] for c in LAKE.partition_columns],
         ),
         write_parquet(
             invalid,
@@ -123,7 +131,9 @@ class Progress:
         totals.input_rows += int(progress.get("numInputRows", 0))
         for op in progress.get("stateOperators", []):
             totals.late_rows_dropped += int(op.get("numRowsDroppedByWatermark", 0))
-            totals.duplicates_dropped += int(op.get("customMetrics", {}).get("numDroppedDuplicateRows", 0))
+            totals.duplicates_dropped += int(
+                op.get("customMetrics", {}).get("numDroppedDuplicateRows", 0)
+            )
         behind = [
             int(v)
             for source in progress.get("sources", [])
@@ -137,8 +147,9 @@ class Progress:
 class ProgressListener(StreamingQueryListener):
     """Logs a line per stream every ``every`` seconds and publishes the lag metric if asked."""
 
-    def __init__(self, progress: Progress, every: float = 10.0, publish: bool = False,
-                 region: str = "") -> None:
+    def __init__(
+        self, progress: Progress, every: float = 10.0, publish: bool = False, region: str = ""
+    ) -> None:
         self.progress = progress
         self.every = every
         self.publish = publish
@@ -150,6 +161,17 @@ class ProgressListener(StreamingQueryListener):
     def onQueryProgress(self, event) -> None:  # noqa: N802
         doc = json.loads(event.progress.json)
         self.progress.record(doc)
+        late = sum(
+            int(op.get("numRowsDroppedByWatermark", 0)) for op in doc.get("stateOperators", [])
+        )
+        if late:
+            log.warning(
+                "%s: batch %s dropped %d rows older than the watermark (JOB_WATERMARK_DELAY); "
+                "see README, 'Watermark and JOB_MAX_OFFSETS_PER_TRIGGER'",
+                doc.get("name"),
+                doc.get("batchId"),
+                late,
+            )
         if self.publish:
             publish_lag_metric(doc, self.region)
         now = time.monotonic()
@@ -228,8 +250,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--lake-uri", help="lake root: file://, s3a:// or s3:// [LAKE_URI]")
     parser.add_argument("--bootstrap-servers", help="[KAFKA_BOOTSTRAP_SERVERS]")
     parser.add_argument("--auth-mode", help="none | msk-iam [KAFKA_AUTH_MODE]")
-    parser.add_argument("--available-now", action="store_true",
-                        help="process what is in the topics, then stop [JOB_TRIGGER=availableNow]")
+    parser.add_argument(
+        "--available-now",
+        action="store_true",
+        help="process what is in the topics, then stop [JOB_TRIGGER=availableNow]",
+    )
     parser.add_argument("--trigger-interval", help="e.g. '10 seconds' [JOB_TRIGGER_INTERVAL]")
     parser.add_argument("--timeout-seconds", type=int, help="stop a continuous run after N s")
     parser.add_argument("--streams", default=",".join(STREAMS), help="comma-separated subset")
@@ -254,7 +279,9 @@ def settings_from(args: argparse.Namespace) -> tuple[KafkaSettings, JobSettings,
     streams = [s.strip() for s in args.streams.split(",") if s.strip()]
     unknown = sorted(set(streams) - set(STREAMS))
     if unknown or not streams:
-        raise SettingsError(f"--streams must name some of {', '.join(STREAMS)}; got {args.streams!r}")
+        raise SettingsError(
+            f"--streams must name some of {', '.join(STREAMS)}; got {args.streams!r}"
+        )
     return kafka, job, streams
 
 
@@ -268,14 +295,21 @@ def build_session(job: JobSettings) -> SparkSession:
     )
 
 
-def run(spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Sequence[str]) -> Progress:
+def run(
+    spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Sequence[str]
+) -> Progress:
     progress = Progress()
     spark.streams.addListener(
         ProgressListener(progress, publish=job.publish_metrics, region=kafka.aws_region)
     )
     queries = [q for s in streams for q in start_stream(spark, kafka, job, CONTRACTS[s])]
-    log.info("started %d queries for %s; lake %s; trigger %s", len(queries), ", ".join(streams),
-             job.lake_uri, job.trigger)
+    log.info(
+        "started %d queries for %s; lake %s; trigger %s",
+        len(queries),
+        ", ".join(streams),
+        job.lake_uri,
+        job.trigger,
+    )
 
     stopping = {"signal": None}
 
@@ -290,7 +324,9 @@ def run(spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Se
                 if q.exception() is not None:
                     raise RuntimeError(f"query {q.name} failed: {q.exception()}")
             if stopping["signal"] is not None:
-                log.info("signal %s: stopping queries after their current batch", stopping["signal"])
+                log.info(
+                    "signal %s: stopping queries after their current batch", stopping["signal"]
+                )
                 break
             if deadline is not None and time.monotonic() > deadline:
                 log.info("JOB_TIMEOUT_SECONDS reached: stopping queries")
@@ -309,7 +345,9 @@ def run(spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Se
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         kafka, job, streams = settings_from(parse_args(argv))
     except SettingsError as err:

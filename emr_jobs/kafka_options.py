@@ -177,7 +177,11 @@ def msk_iam_token_callback(region: str, *, aws_profile: str = "", role_arn: str 
 
 
 def unsecured_jwt_callback(principal: str, lifetime_seconds: float = 3600.0) -> TokenCallback:
-    """Tokens for Kafka's unsecured JWT validator (``alg: none``); local testing only."""
+    """Tokens for Kafka's unsecured JWT validator (``alg: none``); local testing only.
+
+    The ``exp`` claim is whole seconds and the expiry handed to librdkafka is that same value,
+    so the client and the broker (which ends the SASL session at ``exp``) agree on it.
+    """
     import base64
     import json
     import time
@@ -188,11 +192,11 @@ def unsecured_jwt_callback(principal: str, lifetime_seconds: float = 3600.0) -> 
 
     def callback(_config: str) -> tuple[str, float]:
         now = time.time()
-        expiry = now + lifetime_seconds
+        expiry = int(now + lifetime_seconds)
         token = ".".join(
-            [b64({"alg": "none"}), b64({"sub": principal, "iat": int(now), "exp": int(expiry)}), ""]
+            [b64({"alg": "none"}), b64({"sub": principal, "iat": int(now), "exp": expiry}), ""]
         )
-        return token, expiry
+        return token, float(expiry)
 
     return callback
 

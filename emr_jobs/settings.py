@@ -30,7 +30,11 @@ def env_str(env: Mapping[str, str], name: str, default: str) -> str:
 
 
 def env_int(
-    env: Mapping[str, str], name: str, default: int | None, *, minimum: int | None = None,
+    env: Mapping[str, str],
+    name: str,
+    default: int | None,
+    *,
+    minimum: int | None = None,
     maximum: int | None = None,
 ) -> int | None:
     raw = env.get(name, "").strip()
@@ -147,7 +151,7 @@ class JobSettings:
             watermark_delay=env_str(env, "JOB_WATERMARK_DELAY", "2 minutes"),
             max_offsets_per_trigger=env_int(env, "JOB_MAX_OFFSETS_PER_TRIGGER", None, minimum=1),
             starting_offsets=env_str(env, "JOB_STARTING_OFFSETS", "earliest"),
-            shuffle_partitions=env_int(env, "JOB_SHUFFLE_PARTITIONS", 4, minimum=1) or 4,
+            shuffle_partitions=env_int(env, "JOB_SHUFFLE_PARTITIONS", 4, minimum=1),
             publish_metrics=env_str(env, "JOB_PUBLISH_METRICS", "false").lower()
             in ("1", "true", "yes"),
             timeout_seconds=env_int(env, "JOB_TIMEOUT_SECONDS", None, minimum=1),

@@ -86,7 +86,9 @@ def _field_rules(f: Field, contract: Contract) -> list[Column]:
     if f.type == "string":
         # Spark coerces a number or object into a string field; the contract does not.
         key = re.escape(f.name)
-        wrong_type = wrong_type | (value.isNotNull() & F.col("rawValue").rlike(f'"{key}"\\s*:\\s*[^"\\s]'))
+        wrong_type = wrong_type | (
+            value.isNotNull() & F.col("rawValue").rlike(f'"{key}"\\s*:\\s*[^"\\s]')
+        )
     elif f.type == "timestamp":
         wrong_type = wrong_type | (value.isNotNull() & ~raw_text.rlike(_OFFSET_SUFFIX))
     elif f.type == "double":
@@ -101,7 +103,10 @@ def _field_rules(f: Field, contract: Contract) -> list[Column]:
     if f.type == "location":
         lat, lon = value["latitude"], value["longitude"]
         rules.append(
-            F.when(checked & ~lat.between(*LATITUDE_RANGE), F.lit("location.latitude: out of range [-90, 90]"))
+            F.when(
+                checked & ~lat.between(*LATITUDE_RANGE),
+                F.lit("location.latitude: out of range [-90, 90]"),
+            )
         )
         rules.append(
             F.when(
@@ -111,12 +116,18 @@ def _field_rules(f: Field, contract: Contract) -> list[Column]:
         )
         return rules
     if f.min is not None:
-        rules.append(F.when(checked & (value < f.min), F.lit(f"{f.name}: below minimum {_num(f.min)}")))
+        rules.append(
+            F.when(checked & (value < f.min), F.lit(f"{f.name}: below minimum {_num(f.min)}"))
+        )
     if f.max is not None:
-        rules.append(F.when(checked & (value > f.max), F.lit(f"{f.name}: above maximum {_num(f.max)}")))
+        rules.append(
+            F.when(checked & (value > f.max), F.lit(f"{f.name}: above maximum {_num(f.max)}"))
+        )
     if f.enum is not None:
         rules.append(
-            F.when(checked & ~value.isin(*f.enum), F.lit(f"{f.name}: not one of {'|'.join(f.enum)}"))
+            F.when(
+                checked & ~value.isin(*f.enum), F.lit(f"{f.name}: not one of {'|'.join(f.enum)}")
+            )
         )
     return rules
 
@@ -160,9 +171,9 @@ def deduplicate(rows: DataFrame, contract: Contract, watermark_delay: str) -> Da
     """
     if not rows.isStreaming:
         return rows.dropDuplicates([contract.id_field])
-    return rows.withWatermark(contract.event_time_field, watermark_delay).dropDuplicatesWithinWatermark(
-        [contract.id_field]
-    )
+    return rows.withWatermark(
+        contract.event_time_field, watermark_delay
+    ).dropDuplicatesWithinWatermark([contract.id_field])
 
 
 def to_quarantine_rows(checked: DataFrame) -> DataFrame:

@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap-servers", help="[KAFKA_BOOTSTRAP_SERVERS=localhost:9092]")
     p.add_argument("--auth-mode", choices=["none", "msk-iam", "oauthbearer-unsecured"],
                    help="[KAFKA_AUTH_MODE=none]")
+    p.add_argument("--aws-region", help="msk-iam: region of the MSK cluster [AWS_REGION]")
     p.add_argument("--aws-profile", help="msk-iam: sign with this profile [AWS_PROFILE]")
     p.add_argument("--role-arn", help="msk-iam: sign as this assumed role [MSK_IAM_ROLE_ARN]")
     p.add_argument("--report-json", help="also write the delivery report to this file")
@@ -51,6 +52,7 @@ def settings_from(args: argparse.Namespace) -> tuple[KafkaSettings, ProducerSett
         kafka,
         bootstrap_servers=args.bootstrap_servers or kafka.bootstrap_servers,
         auth_mode=args.auth_mode or kafka.auth_mode,
+        aws_region=args.aws_region or kafka.aws_region,
     )
     sim = ProducerSettings.from_env()
     overrides = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -172,7 +173,11 @@ def send_events(
     topic_of = {s: settings.topic(s) for s in STREAMS}
     counts = {s: report.counts(topic_of[s]) for s in STREAMS}
     stop = _Stop()
-    previous = {s: signal.signal(s, stop.handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    # Signal handlers can only be installed from the main thread (tests drive this from others).
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = (
+        {s: signal.signal(s, stop.handler) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    )
     pacer = Pacer(pace, speedup, producer.poll)
     bar = _progress(progress_total, show_progress)
     on_delivery = report.on_delivery

@@ -120,7 +120,8 @@ def build_route(doc: dict) -> Route:
         if not 0 < c.min_kmh <= c.max_kmh <= 250:
             raise ValueError(f"road class {c.name!r}: need 0 < min_kmh <= max_kmh <= 250")
     waypoints = tuple(
-        Waypoint(w["id"], w["name"], float(w["lat"]), float(w["lon"]), w.get("road"), w.get("class"))
+        Waypoint(w["id"], w["name"], float(w["lat"]), float(w["lon"]), w.get("road"),
+                 w.get("class"))
         for w in doc["waypoints"]
     )
     if len(waypoints) < 2:

@@ -38,20 +38,25 @@ class ProducerSettings:
         check_range("SIM_LATE_FRACTION", self.late_fraction, 0.0, 1.0)
         check_range("SIM_DUPLICATE_FRACTION", self.duplicate_fraction, 0.0, 1.0)
         if self.start_time.tzinfo is None:
-            raise SettingsError("SIM_START_TIME must include a UTC offset, e.g. 2026-01-05T08:00:00Z")
+            raise SettingsError(
+                "SIM_START_TIME must include a UTC offset, e.g. 2026-01-05T08:00:00Z"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ProducerSettings:
         env = os.environ if env is None else env
         start_text = env_str(env, "SIM_START_TIME", DEFAULT_START)
-        start = parse_timestamp(start_text.replace("Z", "+00:00") if start_text.endswith("Z") else start_text)
+        start = parse_timestamp(
+            start_text.replace("Z", "+00:00") if start_text.endswith("Z") else start_text
+        )
         if start is None:
             raise SettingsError(
-                f"SIM_START_TIME must be ISO-8601 with an offset, e.g. {DEFAULT_START}; got {start_text!r}"
+                "SIM_START_TIME must be ISO-8601 with an offset, "
+                f"e.g. {DEFAULT_START}; got {start_text!r}"
             )
         return cls(
-            vehicles=env_int(env, "SIM_VEHICLES", 5) or 5,
-            seed=env_int(env, "SIM_SEED", 42) or 0,
+            vehicles=env_int(env, "SIM_VEHICLES", 5),
+            seed=env_int(env, "SIM_SEED", 42),
             start_time=start,
             tick_seconds=env_float(env, "SIM_TICK_SECONDS", 5.0),
             pace=env_str(env, "SIM_PACE", "max"),
@@ -60,5 +65,7 @@ class ProducerSettings:
             late_fraction=env_float(env, "SIM_LATE_FRACTION", 0.0),
             duplicate_fraction=env_float(env, "SIM_DUPLICATE_FRACTION", 0.0),
             flush_timeout_seconds=env_float(env, "PRODUCER_FLUSH_TIMEOUT_SECONDS", 30.0, minimum=0),
-            connect_timeout_seconds=env_float(env, "PRODUCER_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.5),
+            connect_timeout_seconds=env_float(
+                env, "PRODUCER_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.5
+            ),
         )

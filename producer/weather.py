@@ -48,7 +48,8 @@ class _Wave:
     amplitude: float
 
     def at(self, x: float, y: float, hours: float) -> float:
-        return self.amplitude * math.sin(self.kx * x + self.ky * y + self.omega * hours + self.phase)
+        angle = self.kx * x + self.ky * y + self.omega * hours + self.phase
+        return self.amplitude * math.sin(angle)
 
 
 def _waves(rng: random.Random, amplitudes: tuple[float, ...], wavelength_km: tuple[float, float],
@@ -116,7 +117,8 @@ class WeatherField:
             dx = (lon - clon) * _KM_PER_DEG_LON
             dy = (lat - clat) * _KM_PER_DEG_LAT
             aqi += peak * (1.0 + 0.5 * rush) * math.exp(-(dx * dx + dy * dy) / (radius * radius))
-        aqi = (22.0 + aqi) * (1.4 - min(wind, 40.0) / 50.0) * (1.0 - 0.2 * min(precipitation, 3.0) / 3)
+        washout = 1.0 - 0.2 * min(precipitation, 3.0) / 3.0  # rain cleans the air a little
+        aqi = (22.0 + aqi) * (1.4 - min(wind, 40.0) / 50.0) * washout
         return WeatherReading(
             temperature=min(50.0, max(-40.0, temperature)),
             precipitation=min(200.0, precipitation),

@@ -34,13 +34,16 @@ def render() -> str:
         out.append("| field | type | required | rule | description |")
         out.append("|---|---|---|---|---|")
         for f in c.fields:
-            out.append(
-                f"| `{f.name}` | {f.type} | {'yes' if f.required else 'no'} | {_rule(f)} | {f.description} |"
-            )
+            required = "yes" if f.required else "no"
+            out.append(f"| `{f.name}` | {f.type} | {required} | {_rule(f)} | {f.description} |")
         out.append("")
-    out.append("Every lake row also has: " + ", ".join(
-        f"`{c['name']}` ({c['type']})" for c in LAKE.metadata_columns
-    ) + "; partitions " + ", ".join(f"`{c['name']}`" for c in LAKE.partition_columns) + ".")
+    out.append(
+        "Every lake row also has: "
+        + ", ".join(f"`{c['name']}` ({c['type']})" for c in LAKE.metadata_columns)
+        + "; partitions "
+        + ", ".join(f"`{c['name']}`" for c in LAKE.partition_columns)
+        + "."
+    )
     return "\n".join(out)
 
 

@@ -15,6 +15,7 @@ validator; it exists to prove the producer's token path locally (see ``KAFKA_AUT
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -96,7 +97,10 @@ class EmbeddedKafka:
         return self.data_dir / "broker.log"
 
     def properties(self) -> str:
-        listeners = [f"PLAINTEXT://127.0.0.1:{self.port}", f"CONTROLLER://127.0.0.1:{self.controller_port}"]
+        listeners = [
+            f"PLAINTEXT://127.0.0.1:{self.port}",
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+        ]
         advertised = [f"PLAINTEXT://127.0.0.1:{self.port}"]
         extra: list[str] = []
         if self.oauth_port is not None:
@@ -165,13 +169,17 @@ class EmbeddedKafka:
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = _cluster_id()
             fmt = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+                self._java(
+                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+                ),
                 capture_output=True,
                 text=True,
                 check=False,
             )
             if fmt.returncode != 0:
-                raise BrokerError(f"formatting the broker storage failed:\n{fmt.stdout}{fmt.stderr}")
+                raise BrokerError(
+                    f"formatting the broker storage failed:\n{fmt.stdout}{fmt.stderr}"
+                )
         with open(self.log_file, "ab") as out:
             self.process = subprocess.Popen(
                 self._java("kafka.Kafka", str(config)),
@@ -194,7 +202,9 @@ class EmbeddedKafka:
                 )
             if port_open(self.port):
                 try:
-                    AdminClient({"bootstrap.servers": self.bootstrap_servers}).list_topics(timeout=2)
+                    AdminClient({"bootstrap.servers": self.bootstrap_servers}).list_topics(
+                        timeout=2
+                    )
                     return
                 except Exception:  # noqa: BLE001 - not ready yet; keep polling until the deadline
                     pass
@@ -240,10 +250,8 @@ def _terminate(pid: int, timeout: float, process: subprocess.Popen[bytes] | None
         elif not _alive(pid):
             return
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     if process is not None:
         process.wait(5)
 
@@ -300,7 +308,9 @@ def cmd_status() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.local_broker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.local_broker", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("command", choices=["start", "stop", "status"])
     parser.add_argument("--port", type=int, default=9092, help="PLAINTEXT port (default 9092)")
     args = parser.parse_args(argv)

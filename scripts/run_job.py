@@ -49,12 +49,18 @@ def spark_submit_command(
     spark_submit = Path(pyspark.__file__).parent / "bin" / "spark-submit"
     command = [
         str(spark_submit),
-        "--master", master,
-        "--driver-memory", driver_memory,
-        "--jars", ",".join(str(j) for j in job_jars(extra_jar_dirs)),
-        "--conf", "spark.ui.enabled=false",
-        "--conf", f"spark.pyspark.python={sys.executable}",
-        "--conf", "spark.driver.extraJavaOptions=-Dlog4j2.level=WARN",
+        "--master",
+        master,
+        "--driver-memory",
+        driver_memory,
+        "--jars",
+        ",".join(str(j) for j in job_jars(extra_jar_dirs)),
+        "--conf",
+        "spark.ui.enabled=false",
+        "--conf",
+        f"spark.pyspark.python={sys.executable}",
+        "--conf",
+        "spark.driver.extraJavaOptions=-Dlog4j2.level=WARN",
     ]
     for key, value in (conf or {}).items():
         command += ["--conf", f"{key}={value}"]

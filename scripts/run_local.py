@@ -34,7 +34,10 @@ RUN_DIR = REPO_ROOT / ".cache" / "run"
 
 
 def summary_table(produced: dict[str, int], lake: dict[str, dict[str, int]], job: dict) -> str:
-    header = f"{'stream':<16}{'produced':>10}{'written':>10}{'quarantined':>13}{'duplicates removed':>20}"
+    header = (
+        f"{'stream':<16}{'produced':>10}{'written':>10}{'quarantined':>13}"
+        f"{'duplicates removed':>20}"
+    )
     rows = [header, "-" * len(header)]
     totals = [0, 0, 0, 0]
     for stream in STREAMS:
@@ -56,10 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--duplicate-fraction", type=float, default=0.01)
     parser.add_argument("--late-fraction", type=float, default=0.01)
-    parser.add_argument("--lake", type=Path, default=REPO_ROOT / "lake",
-                        help="lake folder (replaced on every run; default ./lake)")
+    parser.add_argument(
+        "--lake",
+        type=Path,
+        default=REPO_ROOT / "lake",
+        help="lake folder (replaced on every run; default ./lake)",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     shutil.rmtree(RUN_DIR, ignore_errors=True)
     shutil.rmtree(args.lake, ignore_errors=True)
@@ -75,10 +84,26 @@ def main(argv: list[str] | None = None) -> int:
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
         report_file = RUN_DIR / "producer-report.json"
         producer = subprocess.run(
-            [sys.executable, "-m", "producer.cli", "--vehicles", str(args.vehicles), "--seed",
-             str(args.seed), "--pace", "max", "--duplicate-fraction", str(args.duplicate_fraction),
-             "--late-fraction", str(args.late_fraction), "--report-json", str(report_file)],
-            env=env, cwd=REPO_ROOT, check=False,
+            [
+                sys.executable,
+                "-m",
+                "producer.cli",
+                "--vehicles",
+                str(args.vehicles),
+                "--seed",
+                str(args.seed),
+                "--pace",
+                "max",
+                "--duplicate-fraction",
+                str(args.duplicate_fraction),
+                "--late-fraction",
+                str(args.late_fraction),
+                "--report-json",
+                str(report_file),
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            check=False,
         )
         if producer.returncode != 0:
             log.error("the producer failed (exit %d)", producer.returncode)
@@ -87,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("running the streaming job until it has caught up (availableNow)")
         job = subprocess.run(
             spark_submit_command(["--available-now", "--lake-uri", lake_uri]),
-            env=env, cwd=REPO_ROOT, check=False, stdout=subprocess.PIPE, text=True,
+            env=env,
+            cwd=REPO_ROOT,
+            check=False,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         job_summary: dict = {}
         for line in job.stdout.splitlines():
@@ -96,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         if job.returncode != 0:
             log.error("the streaming job failed (exit %d)", job.returncode)
             return job.returncode
-    produced = {s: report["topics"].get(KafkaSettings().topic(s), {}).get("acknowledged", 0) for s in STREAMS}
+    produced = {
+        s: report["topics"].get(KafkaSettings().topic(s), {}).get("acknowledged", 0)
+        for s in STREAMS
+    }
     lake = lake_counts(lake_uri)
     print()
     print(summary_table(produced, lake, job_summary))

@@ -31,10 +31,9 @@ class TopicSpec:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TopicSpec:
         return cls(
-            partitions=env_int(env, "TOPIC_PARTITIONS", 3, minimum=1, maximum=1000) or 3,
-            replication_factor=env_int(env, "TOPIC_REPLICATION_FACTOR", 1, minimum=1, maximum=5)
-            or 1,
-            retention_hours=env_int(env, "TOPIC_RETENTION_HOURS", 168, minimum=1) or 168,
+            partitions=env_int(env, "TOPIC_PARTITIONS", 3, minimum=1, maximum=1000),
+            replication_factor=env_int(env, "TOPIC_REPLICATION_FACTOR", 1, minimum=1, maximum=5),
+            retention_hours=env_int(env, "TOPIC_RETENTION_HOURS", 168, minimum=1),
         )
 
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from emr_jobs.settings import REPO_ROOT
 
 # pyspark.testing imports pandas-on-Spark, which insists on this before any session starts.
 os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
@@ -42,7 +39,9 @@ def kafka_broker(tmp_path_factory) -> Iterator:
     listener that validates unsecured JWTs for the token-path tests."""
     from scripts.local_broker import EmbeddedKafka, free_port
 
-    broker = EmbeddedKafka(tmp_path_factory.mktemp("broker"), port=free_port(), oauth_port=free_port())
+    broker = EmbeddedKafka(
+        tmp_path_factory.mktemp("broker"), port=free_port(), oauth_port=free_port()
+    )
     broker.start()
     yield broker
     broker.stop()
@@ -68,36 +67,6 @@ def kafka_settings(kafka_broker, topic_prefix):
     )
     ensure_topics(settings, TopicSpec(partitions=3))
     return settings
-
-
-def job_env(kafka_settings, **extra: str) -> dict[str, str]:
-    """Environment for a job subprocess pointed at ``kafka_settings``."""
-    from emr_jobs.contracts import CONTRACTS, STREAMS
-    from scripts.run_job import job_environment
-
-    env = job_environment()
-    env["KAFKA_BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers
-    for s in STREAMS:
-        env[CONTRACTS[s].topic_env] = kafka_settings.topic(s)
-    env.update(extra)
-    return env
-
-
-def run_job(kafka_settings, lake: Path, *args: str, timeout: float = 420, **env: str):
-    """Run the real job (spark-submit, local master) to completion; returns CompletedProcess."""
-    from scripts.run_job import spark_submit_command
-
-    result = subprocess.run(
-        spark_submit_command(["--lake-uri", lake.as_uri(), *args]),
-        env=job_env(kafka_settings, **env),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.returncode == 0, f"job failed ({result.returncode}):\n{result.stderr[-4000:]}"
-    return result
 
 
 @pytest.fixture

@@ -17,11 +17,10 @@ CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 
 
 def kafka_frame(spark, topic: str, values: list[bytes | None]):
-    rows = [
-        (b"v-1", v, topic, 0, i, dt.datetime(2026, 1, 5, 8, 0)) for i, v in enumerate(values)
-    ]
+    rows = [(b"v-1", v, topic, 0, i, dt.datetime(2026, 1, 5, 8, 0)) for i, v in enumerate(values)]
     return spark.createDataFrame(
-        rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+        rows,
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
     )
 
 
@@ -67,9 +66,8 @@ def test_every_generated_event_validates_against_its_contract(simulated_events):
 def test_producer_output_and_job_schema_do_not_drift(spark, simulated_events, stream):
     """Serialized producer events, parsed by the job with the contract schema, lose nothing:
     no quarantine reason, no field dropped or renamed, values equal to what was sent."""
-    from producer.wire import to_json_bytes
-
     from emr_jobs.transforms import lake_columns, parse_events, to_lake_rows, validate
+    from producer.wire import to_json_bytes
 
     contract = CONTRACTS[stream]
     sent = [e.payload for e in simulated_events if e.stream == stream][:200]
@@ -112,7 +110,9 @@ BAD_CASES = [
 
 
 @pytest.mark.parametrize(("case", "stream", "change"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
-def test_spark_validation_gives_the_python_validators_reasons(spark, simulated_events, case, stream, change):
+def test_spark_validation_gives_the_python_validators_reasons(
+    spark, simulated_events, case, stream, change
+):
     contract = CONTRACTS[stream]
     base = next(e.payload for e in simulated_events if e.stream == stream)
     event = {**base, **change}
@@ -140,7 +140,11 @@ def test_glue_type_map_covers_every_contract_type():
 def test_readme_field_tables_are_generated_from_the_contracts():
     """README's "Event contracts" section is the output of `python -m scripts.docs`."""
     rendered = subprocess.run(
-        [sys.executable, "-m", "scripts.docs"], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+        [sys.executable, "-m", "scripts.docs"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
     ).stdout
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert rendered.strip() in readme, "README field tables drifted: run `python -m scripts.docs`"

@@ -44,26 +44,47 @@ def weather(event_id: str, minute: int = 0, **change) -> dict:
 
 def kafka_rows(spark, values):
     rows = [
-        (b"vehicle-0001", None if v is None else (v if isinstance(v, bytes) else json.dumps(v).encode()),
-         "weather_data", 1, 100 + i, KAFKA_TS)
+        (
+            b"vehicle-0001",
+            None if v is None else (v if isinstance(v, bytes) else json.dumps(v).encode()),
+            "weather_data",
+            1,
+            100 + i,
+            KAFKA_TS,
+        )
         for i, v in enumerate(values)
     ]
     return spark.createDataFrame(
-        rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+        rows,
+        "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
     )
 
 
 def test_valid_events_become_lake_rows_with_kafka_coordinates_and_partitions(spark):
-    checked = validate(parse_events(kafka_rows(spark, [weather("e-1", minute=5)]), WEATHER), WEATHER)
+    checked = validate(
+        parse_events(kafka_rows(spark, [weather("e-1", minute=5)]), WEATHER), WEATHER
+    )
     actual = to_lake_rows(checked, WEATHER).drop("ingestTime")
     expected = spark.createDataFrame(
         [
             Row(
-                id="e-1", schemaVersion=1, deviceId="vehicle-0001",
-                timestamp=dt.datetime(2026, 1, 5, 8, 5), location=Row(latitude=51.75, longitude=-1.25),
-                temperature=7.5, weatherCondition="Rain", precipitation=1.2, windSpeed=18.0,
-                humidity=81.0, airQualityIndex=35.0, kafkaTopic="weather_data", kafkaPartition=1,
-                kafkaOffset=100, kafkaTimestamp=KAFKA_TS, date="2026-01-05", hour=8,
+                id="e-1",
+                schemaVersion=1,
+                deviceId="vehicle-0001",
+                timestamp=dt.datetime(2026, 1, 5, 8, 5),
+                location=Row(latitude=51.75, longitude=-1.25),
+                temperature=7.5,
+                weatherCondition="Rain",
+                precipitation=1.2,
+                windSpeed=18.0,
+                humidity=81.0,
+                airQualityIndex=35.0,
+                kafkaTopic="weather_data",
+                kafkaPartition=1,
+                kafkaOffset=100,
+                kafkaTimestamp=KAFKA_TS,
+                date="2026-01-05",
+                hour=8,
             )
         ],
         schema=actual.schema,
@@ -85,24 +106,54 @@ def test_bad_records_go_to_quarantine_with_raw_value_reason_and_coordinates(spar
     actual = to_quarantine_rows(checked).drop("ingestTime")
     expected = spark.createDataFrame(
         [
-            Row(rawValue="{not json", rawKey="vehicle-0001", reason="malformed JSON: not a JSON object",
-                kafkaTopic="weather_data", kafkaPartition=1, kafkaOffset=101, kafkaTimestamp=KAFKA_TS,
-                date="2026-01-05"),
-            Row(rawValue=json.dumps(weather("hot", humidity=140.0)), rawKey="vehicle-0001",
-                reason="humidity: above maximum 100", kafkaTopic="weather_data", kafkaPartition=1,
-                kafkaOffset=102, kafkaTimestamp=KAFKA_TS, date="2026-01-05"),
-            Row(rawValue=None, rawKey="vehicle-0001", reason="empty value", kafkaTopic="weather_data",
-                kafkaPartition=1, kafkaOffset=103, kafkaTimestamp=KAFKA_TS, date="2026-01-05"),
-            Row(rawValue="[1, 2]", rawKey="vehicle-0001", reason="malformed JSON: not a JSON object",
-                kafkaTopic="weather_data", kafkaPartition=1, kafkaOffset=104, kafkaTimestamp=KAFKA_TS,
-                date="2026-01-05"),
+            Row(
+                rawValue="{not json",
+                rawKey="vehicle-0001",
+                reason="malformed JSON: not a JSON object",
+                kafkaTopic="weather_data",
+                kafkaPartition=1,
+                kafkaOffset=101,
+                kafkaTimestamp=KAFKA_TS,
+                date="2026-01-05",
+            ),
+            Row(
+                rawValue=json.dumps(weather("hot", humidity=140.0)),
+                rawKey="vehicle-0001",
+                reason="humidity: above maximum 100",
+                kafkaTopic="weather_data",
+                kafkaPartition=1,
+                kafkaOffset=102,
+                kafkaTimestamp=KAFKA_TS,
+                date="2026-01-05",
+            ),
+            Row(
+                rawValue=None,
+                rawKey="vehicle-0001",
+                reason="empty value",
+                kafkaTopic="weather_data",
+                kafkaPartition=1,
+                kafkaOffset=103,
+                kafkaTimestamp=KAFKA_TS,
+                date="2026-01-05",
+            ),
+            Row(
+                rawValue="[1, 2]",
+                rawKey="vehicle-0001",
+                reason="malformed JSON: not a JSON object",
+                kafkaTopic="weather_data",
+                kafkaPartition=1,
+                kafkaOffset=104,
+                kafkaTimestamp=KAFKA_TS,
+                date="2026-01-05",
+            ),
         ],
         schema=actual.schema,
     )
     assertDataFrameEqual(actual, expected)
     assert [r.id for r in to_lake_rows(checked, WEATHER).collect()] == ["ok"]
     assert to_quarantine_rows(checked).columns == [
-        *[c["name"] for c in LAKE.quarantine_columns], "date"
+        *[c["name"] for c in LAKE.quarantine_columns],
+        "date",
     ]
 
 

@@ -117,21 +117,23 @@ def _has_type(value: Any, type_: str) -> bool:
     if type_ == "string":
         return isinstance(value, str)
     if type_ in ("int", "long"):
-        return isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31 \
-            if type_ == "int" else isinstance(value, int) and not isinstance(value, bool)
+        return (
+            isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31
+            if type_ == "int"
+            else isinstance(value, int) and not isinstance(value, bool)
+        )
     if type_ == "double":
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
     if type_ == "boolean":
         return isinstance(value, bool)
     if type_ == "timestamp":
         return isinstance(value, str) and parse_timestamp(value) is not None
     if type_ == "location":
-        return (
-            isinstance(value, dict)
-            and all(
-                isinstance(value.get(k), int | float) and not isinstance(value.get(k), bool)
-                for k in ("latitude", "longitude")
-            )
+        return isinstance(value, dict) and all(
+            isinstance(value.get(k), int | float) and not isinstance(value.get(k), bool)
+            for k in ("latitude", "longitude")
         )
     return False
 

@@ -1,16 +1,22 @@
-data "aws_availability_zones" "available" {
-  state = "available"
-}
-
 data "aws_partition" "current" {}
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
+# The zones are named explicitly, so the set cannot grow when AWS adds a zone.
+data "aws_availability_zones" "this" {
+  state = "available"
+
+  filter {
+    name   = "zone-name"
+    values = [for s in var.availability_zone_suffixes : "${data.aws_region.current.region}${s}"]
+  }
+}
+
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, var.az_count)
+  azs = sort(data.aws_availability_zones.this.names)
   # One /20 per zone for the private subnets; the public subnet (NAT only) takes a /24 after them.
   private_subnets = { for i, az in local.azs : az => cidrsubnet(var.cidr_block, 4, i) }
-  public_subnet   = cidrsubnet(var.cidr_block, 8, 16 * var.az_count)
+  public_subnet   = cidrsubnet(var.cidr_block, 8, 16 * length(var.availability_zone_suffixes))
 
   region        = data.aws_region.current.region
   flow_log_name = "/aws/vpc-flow-logs/${var.name}"
@@ -42,8 +48,8 @@ resource "aws_subnet" "private" {
 
   # EMR's managed service policy (AmazonEMRServicePolicy_v2) only acts on tagged resources.
   tags = merge(var.tags, {
-    Name                                    = "${var.name}-private-${each.key}"
-    Tier                                    = "private"
+    Name                                     = "${var.name}-private-${each.key}"
+    Tier                                     = "private"
     for-use-with-amazon-emr-managed-policies = "true"
   })
 }

@@ -16,10 +16,10 @@ variable "cidr_block" {
   default     = "10.40.0.0/16"
 }
 
-variable "az_count" {
-  description = "Number of availability zones, each with one private subnet. MSK needs a subnet per broker zone: 3."
-  type        = number
-  default     = 3
+variable "availability_zone_suffixes" {
+  description = "Availability zones, as letters after the region name (\"a\" is eu-west-2a in eu-west-2), each with one private subnet. MSK's 3 brokers need 3."
+  type        = list(string)
+  default     = ["a", "b", "c"]
 }
 
 variable "interface_endpoints" {
@@ -37,6 +37,7 @@ variable "interface_endpoints" {
     "monitoring",       # CloudWatch metrics: the job's lag metric
     "sts",              # IAM role credentials for the producer's MSK IAM tokens
   ]
+  nullable = false # null from the caller means this list
 }
 
 variable "enable_nat_gateway" {

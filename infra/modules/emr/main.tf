@@ -1,0 +1,123 @@
+locals {
+  # Pinned: emr-7.13.0 runs Spark 3.5.6, the pyspark the job is tested with (tests/infra).
+  release_label = "emr-7.13.0"
+
+  # EMR-managed security groups: EMR adds and removes their rules itself.
+  security_groups = {
+    master         = "EMR primary node (rules managed by EMR)"
+    core           = "EMR core nodes (rules managed by EMR)"
+    service_access = "EMR service access in a private subnet (rules managed by EMR)"
+  }
+}
+
+resource "aws_security_group" "this" {
+  for_each = local.security_groups
+
+  name                   = "${var.name}-emr-${replace(each.key, "_", "-")}"
+  description            = each.value
+  vpc_id                 = var.vpc_id
+  revoke_rules_on_delete = true # the EMR-added rules reference each other; drop them before deleting
+
+  tags = merge(var.tags, {
+    Name                                     = "${var.name}-emr-${replace(each.key, "_", "-")}"
+    for-use-with-amazon-emr-managed-policies = "true"
+  })
+
+  lifecycle {
+    ignore_changes = [ingress, egress]
+  }
+}
+
+resource "aws_emr_security_configuration" "this" {
+  name = var.name
+  configuration = jsonencode({
+    EncryptionConfiguration = {
+      EnableAtRestEncryption    = true
+      EnableInTransitEncryption = true
+      AtRestEncryptionConfiguration = {
+        S3EncryptionConfiguration = {
+          EncryptionMode = "SSE-KMS"
+          AwsKmsKey      = var.kms_key_arn
+        }
+        LocalDiskEncryptionConfiguration = {
+          EncryptionKeyProviderType = "AwsKms"
+          AwsKmsKey                 = var.kms_key_arn
+          EnableEbsEncryption       = true
+        }
+      }
+      InTransitEncryptionConfiguration = {
+        TLSCertificateConfiguration = {
+          CertificateProviderType = "PEM"
+          S3Object                = var.tls_certificates_s3_uri
+        }
+      }
+    }
+  })
+}
+
+resource "aws_emr_cluster" "this" {
+  name                              = var.name
+  release_label                     = local.release_label
+  applications                      = ["Hadoop", "Spark"]
+  service_role                      = var.service_role_arn
+  security_configuration            = aws_emr_security_configuration.this.name
+  log_uri                           = var.log_uri
+  log_encryption_kms_key_id         = var.kms_key_arn
+  keep_job_flow_alive_when_no_steps = true
+  termination_protection            = false
+  step_concurrency_level            = var.step_concurrency_level
+  ebs_root_volume_size              = 32
+
+  ec2_attributes {
+    subnet_id                         = var.subnet_id
+    instance_profile                  = var.instance_profile_arn
+    emr_managed_master_security_group = aws_security_group.this["master"].id
+    emr_managed_slave_security_group  = aws_security_group.this["core"].id
+    service_access_security_group     = aws_security_group.this["service_access"].id
+  }
+
+  master_instance_group {
+    instance_type = var.master_instance_type
+
+    ebs_config {
+      size                 = var.ebs_volume_size
+      type                 = "gp3"
+      volumes_per_instance = 1
+    }
+  }
+
+  core_instance_group {
+    instance_type  = var.core_instance_type
+    instance_count = var.core_instance_count
+
+    ebs_config {
+      size                 = var.ebs_volume_size
+      type                 = "gp3"
+      volumes_per_instance = 1
+    }
+  }
+
+  auto_termination_policy {
+    idle_timeout = var.idle_timeout_seconds
+  }
+
+  tags = merge(var.tags, { Name = var.name, for-use-with-amazon-emr-managed-policies = "true" })
+
+  # The streaming job is submitted as a step by a script, never here: a `step` block, or a
+  # diff against steps added outside Terraform, would replace the cluster.
+  lifecycle {
+    ignore_changes = [step, core_instance_group[0].instance_count]
+  }
+}
+
+resource "aws_emr_managed_scaling_policy" "this" {
+  count = var.managed_scaling.enabled ? 1 : 0
+
+  cluster_id = aws_emr_cluster.this.id
+
+  compute_limits {
+    unit_type              = "Instances"
+    minimum_capacity_units = var.managed_scaling.min_instances
+    maximum_capacity_units = var.managed_scaling.max_instances
+  }
+}

@@ -1,0 +1,340 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+locals {
+  # Consumer-group prefix, lake layout and metric namespace are shared with the job.
+  lake = jsondecode(file("${path.module}/../../../emr_jobs/contracts/_lake.json"))
+
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.region
+  account_id = data.aws_caller_identity.current.account_id
+
+  # arn:...:cluster/<name>/<uuid>  ->  arn:...:topic/<name>/<uuid>/<topic>, arn:...:group/<name>/<uuid>/<group>
+  topic_arns = [for stream, topic in var.topics : "${replace(var.msk_cluster_arn, ":cluster/", ":topic/")}/${topic}"]
+  # Spark's Kafka source uses groupIdPrefix, so its group IDs are <prefix>-<uuid>-<n>.
+  consumer_group_arn = "${replace(var.msk_cluster_arn, ":cluster/", ":group/")}/${local.lake.consumer_group_prefix}*"
+
+  streams = keys(var.topics)
+  # Every object the job reads and writes: <area>/<stream>/... for area in data, quarantine, checkpoints.
+  lake_object_arns = flatten([
+    for area in values(local.lake.layout) : [for stream in local.streams : "${var.lake_bucket_arn}/${area}/${stream}/*"]
+  ])
+  # Deletes happen only where Spark renames or compacts: the sinks' _spark_metadata logs and checkpoints.
+  lake_delete_arns = concat(
+    [for stream in local.streams : "${var.lake_bucket_arn}/${local.lake.layout.data}/${stream}/_spark_metadata/*"],
+    [for stream in local.streams : "${var.lake_bucket_arn}/${local.lake.layout.quarantine}/${stream}/_spark_metadata/*"],
+    [for stream in local.streams : "${var.lake_bucket_arn}/${local.lake.layout.checkpoints}/${stream}/*"],
+  )
+  lake_list_prefixes = flatten([for area in values(local.lake.layout) : [area, "${area}/", "${area}/*"]])
+
+  ecr_repository_arn = "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${var.ecr_repository_name}"
+  ecs_log_group_arn  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${var.ecs_log_group_name}"
+}
+
+# ---------------------------------------------------------------- trust policies
+
+data "aws_iam_policy_document" "emr_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["elasticmapreduce.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+# ---------------------------------------------------------------- EMR service role
+
+data "aws_iam_policy_document" "emr_service" {
+  statement {
+    sid       = "PassInstanceRole"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.emr_ec2.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ec2.amazonaws.com"]
+    }
+  }
+
+  # EBS encryption of the cluster's volumes (security configuration EnableEbsEncryption).
+  statement {
+    sid       = "EncryptClusterVolumes"
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
+    resources = [var.s3_kms_key_arn]
+  }
+
+  statement {
+    sid       = "GrantClusterVolumes"
+    actions   = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"]
+    resources = [var.s3_kms_key_arn]
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+}
+
+resource "aws_iam_role" "emr_service" {
+  name               = "${var.name}-emr-service"
+  assume_role_policy = data.aws_iam_policy_document.emr_assume.json
+
+  tags = var.tags
+}
+
+# AWS's scoped v2 policy: it acts only on resources tagged for-use-with-amazon-emr-managed-policies=true.
+resource "aws_iam_role_policy_attachment" "this" {
+  role       = aws_iam_role.emr_service.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEMRServicePolicy_v2"
+}
+
+resource "aws_iam_role_policy" "emr_service" {
+  name   = "pass-role-and-ebs-encryption"
+  role   = aws_iam_role.emr_service.id
+  policy = data.aws_iam_policy_document.emr_service.json
+}
+
+# ---------------------------------------------------------------- EMR EC2 instance profile (the Spark job)
+
+data "aws_iam_policy_document" "emr_ec2" {
+  statement {
+    sid       = "KafkaConnect"
+    actions   = ["kafka-cluster:Connect"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid       = "KafkaReadTopics"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+    resources = local.topic_arns
+  }
+
+  statement {
+    sid       = "KafkaConsumerGroups"
+    actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+    resources = [local.consumer_group_arn]
+  }
+
+  statement {
+    sid       = "ArtifactsList"
+    actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
+    resources = [var.artifacts_bucket_arn]
+  }
+
+  statement {
+    sid       = "ArtifactsRead"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.artifacts_bucket_arn}/*"]
+  }
+
+  statement {
+    sid       = "LakeList"
+    actions   = ["s3:ListBucket"]
+    resources = [var.lake_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = local.lake_list_prefixes
+    }
+  }
+
+  statement {
+    sid       = "LakeBucketLocation"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [var.lake_bucket_arn]
+  }
+
+  statement {
+    sid       = "LakeReadWrite"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    resources = local.lake_object_arns
+  }
+
+  statement {
+    sid       = "LakeDeleteSparkMetadataAndCheckpoints"
+    actions   = ["s3:DeleteObject"]
+    resources = local.lake_delete_arns
+  }
+
+  statement {
+    sid       = "ClusterLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.logs_bucket_arn}/${var.emr_log_prefix}/*"]
+  }
+
+  # EMR's own packages and bootstrap helpers, read through the S3 gateway endpoint.
+  statement {
+    sid     = "EmrPlatformRead"
+    actions = ["s3:GetObject"]
+    resources = [
+      "arn:${local.partition}:s3:::${local.region}.elasticmapreduce/*",
+      "arn:${local.partition}:s3:::repo.${local.region}.emr.amazonaws.com/*",
+      "arn:${local.partition}:s3:::prod.${local.region}.appinfo.src/*",
+    ]
+  }
+
+  statement {
+    sid       = "UseDataKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.s3_kms_key_arn]
+  }
+
+  # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+  statement {
+    sid       = "PublishLagMetric"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [local.lake.metrics.namespace]
+    }
+  }
+}
+
+resource "aws_iam_role" "emr_ec2" {
+  name               = "${var.name}-emr-ec2"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "emr_ec2" {
+  name   = "streaming-job"
+  role   = aws_iam_role.emr_ec2.id
+  policy = data.aws_iam_policy_document.emr_ec2.json
+}
+
+resource "aws_iam_instance_profile" "this" {
+  name = "${var.name}-emr-ec2"
+  role = aws_iam_role.emr_ec2.name
+
+  tags = var.tags
+}
+
+# ---------------------------------------------------------------- ECS execution role (pull image, write logs)
+
+data "aws_iam_policy_document" "ecs_task_execution" {
+  # GetAuthorizationToken has no resource-level permissions.
+  statement {
+    sid       = "EcrLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "EcrPull"
+    actions   = ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
+    resources = [local.ecr_repository_arn]
+  }
+
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${local.ecs_log_group_arn}:log-stream:*"]
+  }
+}
+
+resource "aws_iam_role" "ecs_task_execution" {
+  name               = "${var.name}-ecs-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "ecs_task_execution" {
+  name   = "pull-image-write-logs"
+  role   = aws_iam_role.ecs_task_execution.id
+  policy = data.aws_iam_policy_document.ecs_task_execution.json
+}
+
+# ---------------------------------------------------------------- ECS producer task role
+
+data "aws_iam_policy_document" "ecs_producer" {
+  # WriteDataIdempotently is a cluster action: the idempotent producer's InitProducerId.
+  statement {
+    sid       = "KafkaConnect"
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid       = "KafkaWriteTopics"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+    resources = local.topic_arns
+  }
+}
+
+resource "aws_iam_role" "ecs_producer" {
+  name               = "${var.name}-ecs-producer"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "ecs_producer" {
+  name   = "produce-to-topics"
+  role   = aws_iam_role.ecs_producer.id
+  policy = data.aws_iam_policy_document.ecs_producer.json
+}
+
+# ---------------------------------------------------------------- ECS topics-admin task role (python -m scripts.topics create)
+
+data "aws_iam_policy_document" "ecs_topics_admin" {
+  statement {
+    sid       = "KafkaConnect"
+    actions   = ["kafka-cluster:Connect"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid       = "KafkaManageTopics"
+    actions   = ["kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic", "kafka-cluster:AlterTopic"]
+    resources = local.topic_arns
+  }
+}
+
+resource "aws_iam_role" "ecs_topics_admin" {
+  name               = "${var.name}-ecs-topics-admin"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "ecs_topics_admin" {
+  name   = "manage-topics"
+  role   = aws_iam_role.ecs_topics_admin.id
+  policy = data.aws_iam_policy_document.ecs_topics_admin.json
+}

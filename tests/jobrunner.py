@@ -1,0 +1,38 @@
+"""Run the real job as a subprocess from tests (spark-submit, local master, Maven jars)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from emr_jobs.settings import REPO_ROOT
+
+
+def job_env(kafka_settings, **extra: str) -> dict[str, str]:
+    """Environment for a job subprocess pointed at ``kafka_settings``."""
+    from emr_jobs.contracts import CONTRACTS, STREAMS
+    from scripts.run_job import job_environment
+
+    env = job_environment()
+    env["KAFKA_BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers
+    for s in STREAMS:
+        env[CONTRACTS[s].topic_env] = kafka_settings.topic(s)
+    env.update(extra)
+    return env
+
+
+def run_job(kafka_settings, lake: Path, *args: str, timeout: float = 420, **env: str):
+    """Run the real job (spark-submit, local master) to completion; returns CompletedProcess."""
+    from scripts.run_job import spark_submit_command
+
+    result = subprocess.run(
+        spark_submit_command(["--lake-uri", lake.as_uri(), *args]),
+        env=job_env(kafka_settings, **env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"job failed ({result.returncode}):\n{result.stderr[-4000:]}"
+    return result

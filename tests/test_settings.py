@@ -1,0 +1,93 @@
+"""Wrong settings fail fast, and the message names the setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from emr_jobs.kafka_options import KafkaSettings, producer_config, spark_kafka_options
+from emr_jobs.settings import JobSettings, SettingsError
+from producer.settings import ProducerSettings
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"LAKE_URI": "/tmp/lake"}, "LAKE_URI"),
+        ({"LAKE_URI": "hdfs://x/lake"}, "LAKE_URI"),
+        ({"JOB_TRIGGER": "once"}, "JOB_TRIGGER"),
+        ({"JOB_TRIGGER_INTERVAL": "10s"}, "JOB_TRIGGER_INTERVAL"),
+        ({"JOB_WATERMARK_DELAY": "two minutes"}, "JOB_WATERMARK_DELAY"),
+        ({"JOB_MAX_OFFSETS_PER_TRIGGER": "0"}, "JOB_MAX_OFFSETS_PER_TRIGGER"),
+        ({"JOB_MAX_OFFSETS_PER_TRIGGER": "lots"}, "JOB_MAX_OFFSETS_PER_TRIGGER"),
+        ({"JOB_STARTING_OFFSETS": "middle"}, "JOB_STARTING_OFFSETS"),
+    ],
+)
+def test_job_settings_name_the_wrong_variable(env, setting):
+    with pytest.raises(SettingsError, match=setting):
+        JobSettings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "KAFKA_BOOTSTRAP_SERVERS"),
+        ({"KAFKA_AUTH_MODE": "sasl-plain"}, "KAFKA_AUTH_MODE"),
+        ({"KAFKA_AUTH_MODE": "msk-iam"}, "AWS_REGION"),
+        ({"GPS_TOPIC": "vehicle_data"}, "distinct"),
+    ],
+)
+def test_kafka_settings_name_the_wrong_variable(env, setting):
+    with pytest.raises(SettingsError, match=setting):
+        KafkaSettings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "setting"),
+    [
+        ({"SIM_VEHICLES": "0"}, "SIM_VEHICLES"),
+        ({"SIM_VEHICLES": "10001"}, "SIM_VEHICLES"),
+        ({"SIM_PACE": "fast"}, "SIM_PACE"),
+        ({"SIM_LATE_FRACTION": "1.5"}, "SIM_LATE_FRACTION"),
+        ({"SIM_DUPLICATE_FRACTION": "-0.1"}, "SIM_DUPLICATE_FRACTION"),
+        ({"SIM_START_TIME": "2026-01-05T08:00:00"}, "SIM_START_TIME"),
+        ({"SIM_START_TIME": "tomorrow"}, "SIM_START_TIME"),
+        ({"SIM_MAX_EVENTS": "0"}, "SIM_MAX_EVENTS"),
+    ],
+)
+def test_producer_settings_name_the_wrong_variable(env, setting):
+    with pytest.raises(SettingsError, match=setting):
+        ProducerSettings.from_env(env)
+
+
+def test_defaults_are_the_reference_names():
+    settings = KafkaSettings.from_env({})
+    assert settings.bootstrap_servers == "localhost:9092"
+    assert dict(settings.topics) == {
+        "vehicle": "vehicle_data",
+        "gps": "gps_data",
+        "traffic_camera": "traffic_data",
+        "weather": "weather_data",
+        "emergency": "emergency_data",
+    }
+    job = JobSettings.from_env({})
+    assert job.watermark_delay == "2 minutes"
+    assert job.lake_uri.startswith("file://") and job.lake_uri.endswith("/lake")
+    assert job.max_offsets_per_trigger is None
+
+
+def test_producer_config_is_idempotent_acks_all_compressed_and_batched():
+    config = producer_config(KafkaSettings())
+    assert config["enable.idempotence"] is True
+    assert config["acks"] == "all"
+    assert config["compression.type"] in ("lz4", "zstd", "snappy", "gzip")
+    assert config["linger.ms"] > 0
+    assert config["security.protocol"] == "PLAINTEXT"
+
+
+def test_spark_options_keep_the_consumer_group_prefix_the_iam_policy_names():
+    from emr_jobs.contracts import LAKE
+
+    options = spark_kafka_options(KafkaSettings(bootstrap_servers="b-1:9092"))
+    assert options["groupIdPrefix"] == LAKE.consumer_group_prefix
+    assert options["kafka.bootstrap.servers"] == "b-1:9092"
+    assert "kafka.security.protocol" not in options
