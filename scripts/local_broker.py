@@ -167,10 +167,10 @@ class EmbeddedKafka:
         config = self.data_dir / "server.properties"
         config.write_text(self.properties(), encoding="utf-8")
         if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = _cluster_id()
+            new_id = cluster_id()
             fmt = subprocess.run(
                 self._java(
-                    "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+                    "kafka.tools.StorageTool", "format", "-t", new_id, "-c", str(config)
                 ),
                 capture_output=True,
                 text=True,
@@ -231,10 +231,18 @@ class EmbeddedKafka:
         self.stop()
 
 
-def _cluster_id() -> str:
+def cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, base64url without padding, as Kafka makes them.
+
+    Like Kafka's ``Uuid.randomUuid()``, never one that starts with ``-``: the storage tool would
+    read it as an option.
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _terminate(pid: int, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:

@@ -25,7 +25,7 @@ from emr_jobs.contracts import STREAMS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT
 from scripts.lake import example_query, lake_counts
-from scripts.local_broker import EmbeddedKafka, free_port
+from scripts.local_broker import BrokerError, EmbeddedKafka, free_port
 from scripts.run_job import job_environment, spark_submit_command
 from scripts.topics import TopicSpec, ensure_topics
 
@@ -74,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.lake, ignore_errors=True)
     lake_uri = args.lake.resolve().as_uri()
     started = time.monotonic()
+    try:
+        return _run(args, lake_uri, started)
+    except BrokerError as err:
+        print(f"error: the embedded Kafka broker: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, lake_uri: str, started: float) -> int:
     broker = EmbeddedKafka(RUN_DIR / "broker", port=free_port())
     log.info("starting the embedded Kafka broker")
     with broker:
