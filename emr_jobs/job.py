@@ -56,6 +56,60 @@ def read_kafka(
     return reader.load()
 
 
+class KafkaUnavailable(RuntimeError):
+    """The brokers cannot be reached or a topic is missing; the message names the setting."""
+
+
+def check_kafka(
+    spark: SparkSession, kafka: KafkaSettings, streams: Sequence[str], timeout_seconds: int = 20
+) -> None:
+    """Fail within seconds, before any query starts, if the brokers or topics are not there.
+
+    Uses the JVM Kafka AdminClient with the very options the Kafka source gets, so it also
+    proves the MSK IAM login. Without it, an unreachable broker keeps the source retrying for
+    minutes, and a missing topic (auto-creation is off) makes a query wait forever.
+    """
+    jvm = spark.sparkContext._jvm
+    props = jvm.java.util.Properties()
+    for key, value in spark_kafka_options(kafka).items():
+        if key.startswith("kafka."):
+            props.setProperty(key.removeprefix("kafka."), value)
+    props.setProperty("request.timeout.ms", str(timeout_seconds * 1000))
+    props.setProperty("default.api.timeout.ms", str(timeout_seconds * 1000))
+    seconds = jvm.java.util.concurrent.TimeUnit.SECONDS
+    admin = jvm.org.apache.kafka.clients.admin.AdminClient.create(props)
+    try:
+        try:
+            names = set(admin.listTopics().names().get(timeout_seconds, seconds))
+        except Exception as err:  # noqa: BLE001 - py4j wraps the Java exception
+            cause = _root_cause(err)
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {kafka.bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS, "
+                f"auth {kafka.auth_mode}) within {timeout_seconds}s: {cause}"
+            ) from None
+    finally:
+        admin.close()
+    missing = [
+        f"{kafka.topic(s)} ({CONTRACTS[s].topic_env})"
+        for s in streams
+        if kafka.topic(s) not in names
+    ]
+    if missing:
+        raise KafkaUnavailable(
+            f"topics missing on {kafka.bootstrap_servers}: {', '.join(missing)}; "
+            "create them with `python -m scripts.topics create`"
+        )
+
+
+def _root_cause(err: Exception) -> str:
+    """The innermost Java exception of a py4j error, e.g. Kafka's TimeoutException text."""
+    java = getattr(err, "java_exception", None)
+    while java is not None and java.getCause() is not None:
+        java = java.getCause()
+    text = java.toString() if java is not None else str(err).splitlines()[0]
+    return text[:300]
+
+
 # --- write -------------------------------------------------------------------------------------
 
 
@@ -356,6 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark = build_session(job)
     spark.sparkContext.setLogLevel("WARN")
     started = time.monotonic()
+    try:
+        check_kafka(spark, kafka, streams)
+    except KafkaUnavailable as err:
+        print(f"error: {err}", file=sys.stderr)
+        spark.stop()
+        return 2
     progress = run(spark, kafka, job, streams)
     result = summary(progress)
     log.info("summary after %.1fs: %s", time.monotonic() - started, format_progress_line(progress))

@@ -151,7 +151,9 @@ def _producer_auth(
     }
 
 
-def msk_iam_token_callback(region: str, *, aws_profile: str = "", role_arn: str = "") -> TokenCallback:
+def msk_iam_token_callback(
+    region: str, *, aws_profile: str = "", role_arn: str = ""
+) -> TokenCallback:
     """``oauth_cb`` backed by ``aws-msk-iam-sasl-signer-python``.
 
     The signer returns the expiry in **milliseconds** since the epoch; confluent-kafka wants

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -68,9 +67,14 @@ class JobStep:
     trigger_interval: str = "10 seconds"
     python: str = EMR_PYTHON
     name: str = JOB_NAME
+    # The contracts' topics: the ones infra/ creates and grants access to.
     topics: Mapping[str, str] = field(default_factory=lambda: default_topics({}))
+    extra_env: Mapping[str, str] = field(default_factory=dict)  # more JOB_* settings
 
     def __post_init__(self) -> None:
+        bad = [k for k in self.extra_env if not re.fullmatch(r"[A-Z][A-Z0-9_]*", k)]
+        if bad:
+            raise SettingsError(f"--env names must be upper-case variable names; got {bad}")
         if not self.lake_uri.startswith("s3://"):
             raise SettingsError(f"the lake on EMR must be an s3:// URI; got {self.lake_uri!r}")
         if not self.artifacts_uri.startswith("s3://") or not self.artifacts_uri.endswith("/"):
@@ -90,6 +94,7 @@ class JobStep:
 
         env = {"AWS_REGION": self.region, "JOB_PUBLISH_METRICS": "true"}
         env.update({CONTRACTS[s].topic_env: t for s, t in sorted(self.topics.items())})
+        env.update(self.extra_env)
         return env
 
 
@@ -308,6 +313,13 @@ def _output(value: str | None, name: str, flag: str, infra_dir: Path) -> str:
     return value or str(terraform_output(name, flag=flag, infra_dir=infra_dir))
 
 
+def _env_pairs(items: Sequence[str]) -> dict[str, str]:
+    missing = [item for item in items if "=" not in item]
+    if missing:
+        raise SettingsError(f"--env takes NAME=VALUE; got {missing}")
+    return dict(item.split("=", 1) for item in items)
+
+
 def build_step(args: argparse.Namespace, s3, kafka) -> JobStep:
     infra = args.infra_dir
     cluster_id = _output(args.cluster_id, "emr_cluster_id", "--cluster-id", infra)
@@ -328,7 +340,7 @@ def build_step(args: argparse.Namespace, s3, kafka) -> JobStep:
         trigger_interval=args.trigger_interval,
         python=args.python,
         name=args.name,
-        topics=default_topics(os.environ),
+        extra_env=_env_pairs(args.env),
     )
 
 
@@ -352,6 +364,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="process what is in the topics, then stop (default: run continuously)")
     p.add_argument("--trigger-interval", default="10 seconds", help="continuous trigger interval")
     p.add_argument("--python", default=EMR_PYTHON, help=f"Python on the nodes ({EMR_PYTHON})")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="more driver environment, e.g. JOB_STARTING_OFFSETS=latest (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the step, submit nothing")
     sub.add_parser("status", parents=[common], help="state of the step and its last failure")
     p = sub.add_parser("stop", parents=[common], help="cancel the step (and its YARN application)")

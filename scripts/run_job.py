@@ -19,6 +19,7 @@ from emr_jobs.settings import REPO_ROOT
 SPARK_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "spark"
 S3A_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "s3a"
 JOB_SCRIPT = REPO_ROOT / "emr_jobs" / "job.py"
+LOG4J_CONFIG = REPO_ROOT / "local" / "spark" / "log4j2.properties"
 
 
 class JarsMissing(RuntimeError):
@@ -59,8 +60,8 @@ def spark_submit_command(
         "spark.ui.enabled=false",
         "--conf",
         f"spark.pyspark.python={sys.executable}",
-        "--conf",
-        "spark.driver.extraJavaOptions=-Dlog4j2.level=WARN",
+        "--driver-java-options",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}",
     ]
     for key, value in (conf or {}).items():
         command += ["--conf", f"{key}={value}"]

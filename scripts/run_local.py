@@ -118,18 +118,21 @@ def _run(args: argparse.Namespace, lake_uri: str, started: float) -> int:
             return producer.returncode
         report = json.loads(report_file.read_text())
         log.info("running the streaming job until it has caught up (availableNow)")
-        job = subprocess.run(
+        job = subprocess.Popen(
             spark_submit_command(["--available-now", "--lake-uri", lake_uri]),
             env=env,
             cwd=REPO_ROOT,
-            check=False,
             stdout=subprocess.PIPE,
             text=True,
         )
         job_summary: dict = {}
-        for line in job.stdout.splitlines():
+        assert job.stdout is not None
+        for line in job.stdout:  # the job's progress lines, shown as they come
             if line.startswith("JOB_SUMMARY "):
                 job_summary = json.loads(line.removeprefix("JOB_SUMMARY "))
+            else:
+                sys.stdout.write(line)
+        job.wait()
         if job.returncode != 0:
             log.error("the streaming job failed (exit %d)", job.returncode)
             return job.returncode

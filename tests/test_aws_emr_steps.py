@@ -395,6 +395,15 @@ def test_the_commands_take_everything_from_the_terraform_outputs(aws, terraform_
     printed = json.loads(capsys.readouterr().out)
     assert printed["HadoopJarStep"]["Args"] == expected_args(
         aws["version"], ["--trigger-interval", "10 seconds"])
+    assert emr_steps.main(["submit", "--bootstrap-servers", MSK_BROKERS, "--dry-run",
+                           "--env", "JOB_STARTING_OFFSETS=latest"]) == 0
+    args = json.loads(capsys.readouterr().out)["HadoopJarStep"]["Args"]
+    conf = "spark.yarn.appMasterEnv.JOB_STARTING_OFFSETS=latest"
+    assert args[args.index(conf) - 1] == "--conf"
+    assert args.index(conf) < args.index(f"s3://{ARTIFACTS}/artifacts/{aws['version']}/job.py")
+    assert emr_steps.main(["submit", "--bootstrap-servers", MSK_BROKERS, "--dry-run",
+                           "--env", "lower=x"]) == 2
+    assert "upper-case" in capsys.readouterr().err
     assert aws["emr"].list_steps(ClusterId=aws["cluster_id"])["Steps"] == []
 
     assert emr_steps.main(["submit", "--bootstrap-servers", MSK_BROKERS]) == 0
@@ -412,3 +421,14 @@ def test_submit_explains_missing_artifacts(aws, terraform_outputs, capsys):
     aws["s3"].delete_object(Bucket=ARTIFACTS, Key="artifacts/latest.json")
     assert emr_steps.main(["submit", "--bootstrap-servers", MSK_BROKERS]) == 2
     assert "python -m scripts.artifacts upload" in capsys.readouterr().err
+
+
+def test_submit_looks_the_brokers_up_from_the_msk_cluster_of_the_outputs(aws, terraform_outputs):
+    kafka = boto3.client("kafka", region_name=REGION)
+    with Stubber(kafka) as stub:
+        stub.add_response("get_bootstrap_brokers", {"BootstrapBrokerStringSaslIam": MSK_BROKERS},
+                          {"ClusterArn": MSK_ARN})
+        args = emr_steps.parse_args(["submit", "--region", REGION])
+        step = emr_steps.build_step(args, aws["s3"], kafka)
+        stub.assert_no_pending_responses()
+    assert step_definition(step) == step_definition(job_step(aws))

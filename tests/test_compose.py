@@ -103,13 +103,26 @@ def test_there_is_no_zookeeper(services):
 # --- images --------------------------------------------------------------------------------------
 
 
+def assert_pinned(image: str, where: str) -> None:
+    repository, _, tag = image.partition("@")[0].rpartition(":")
+    assert repository and "/" not in tag, f"{where}: image {image!r} has no tag"
+    assert tag != "latest" and re.search(r"\d", tag), f"{where}: {image!r} is not a release"
+
+
 def test_every_image_is_pinned_to_a_release_never_latest(services):
     for name, service in services.items():
-        image = service.get("image")
-        assert image, f"{name} has no image"
-        repository, _, tag = image.rpartition(":")
-        assert repository and "/" not in tag, f"{name}: image {image!r} has no tag"
-        assert tag != "latest" and re.search(r"\d", tag), f"{name}: {image!r} is not a release"
+        if "build" in service:
+            # Built here: its base images are what gets pulled, and they are pinned.
+            dockerfile = REPO_ROOT / service["build"]["dockerfile"]
+            assert (LOCAL / service["build"]["context"]).resolve() == REPO_ROOT
+            bases = re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(encoding="utf-8"), re.M)
+            assert bases, f"{name}: {dockerfile} has no FROM"
+            for base in bases:
+                assert_pinned(base, f"{name} ({dockerfile.name})")
+            assert service.get("pull_policy") == "build", f"{name}: a local build is never pulled"
+        else:
+            assert service.get("image"), f"{name} has no image"
+            assert_pinned(service["image"], name)
 
 
 def test_images_match_the_versions_the_project_pins(services):
@@ -124,7 +137,9 @@ def test_images_match_the_versions_the_project_pins(services):
     for name in ("minio", "minio-init"):
         release = r"RELEASE\.\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z"
         assert re.fullmatch(r"minio/(minio|mc):" + release, services[name]["image"])
-    assert services["producer"]["image"].startswith("python:3.11.")
+    dockerfile = REPO_ROOT / services["producer"]["build"]["dockerfile"]
+    bases = re.findall(r"^FROM\s+python:(\d+\.\d+)\.", dockerfile.read_text(encoding="utf-8"), re.M)
+    assert set(bases) == {"3.11"}, "the producer image runs the project's Python"
 
 
 # --- start order ---------------------------------------------------------------------------------

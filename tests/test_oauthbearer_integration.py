@@ -30,7 +30,7 @@ from scripts.topics import TopicSpec, ensure_topics
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 TOKEN_LIFETIME_SECONDS = 15.0
-RUN_TICKS = 17  # one simulated tick per wall second: ~16 s of producing
+RUN_TICKS = 16  # one simulated tick per wall second: ~15 s of producing
 
 
 class RecordingTokenCallback:
@@ -95,7 +95,7 @@ def test_the_producer_config_uses_sasl_oauthbearer_with_the_given_callback(oauth
 def test_events_are_delivered_and_the_token_is_refreshed_before_it_expires(
     oauth_settings, librdkafka_log
 ):
-    """Over ~16 s of real-time pacing with a 15 s token: every event is acknowledged, the
+    """Over ~15 s of real-time pacing with a 15 s token: every event is acknowledged, the
     callback is called again before the first token expires, the connection re-authenticates
     with the new token, and the broker never rejects a token or a re-authentication."""
     logger, log = librdkafka_log

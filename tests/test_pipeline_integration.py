@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Producer
 from jobrunner import job_env, run_job
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.contracts import LAKE, STREAMS
 from emr_jobs.settings import REPO_ROOT
 from producer.kafka_producer import send_events
 from producer.simulator import SimulationOptions, simulate
@@ -85,7 +85,9 @@ BAD_VALUES = [
 ]
 
 
-def test_malformed_and_invalid_records_land_in_quarantine_while_good_rows_flow(kafka_settings, lake_dir):
+def test_malformed_and_invalid_records_land_in_quarantine_while_good_rows_flow(
+    kafka_settings, lake_dir
+):
     events = list(simulate(SimulationOptions(vehicles=1, seed=2, max_events=1500)))
     good = unique_events(events)
     producer = Producer({"bootstrap.servers": kafka_settings.bootstrap_servers})
@@ -96,8 +98,11 @@ def test_malformed_and_invalid_records_land_in_quarantine_while_good_rows_flow(k
             e.payload for e in simulate(SimulationOptions(vehicles=3, seed=9)) if e.stream == stream
         )
         wrong_type = {**sample, "id": "bad-type-" + stream, "location": "51.5,-0.1"}
-        out_of_range = {**sample, "id": "bad-range-" + stream,
-                        "location": {"latitude": 123.0, "longitude": 0.0}}
+        out_of_range = {
+            **sample,
+            "id": "bad-range-" + stream,
+            "location": {"latitude": 123.0, "longitude": 0.0},
+        }
         cases = [(v, r) for v, r in BAD_VALUES] + [
             (to_json_bytes(wrong_type), "location: expected location"),
             (to_json_bytes(out_of_range), "location.latitude: out of range [-90, 90]"),
@@ -112,10 +117,19 @@ def test_malformed_and_invalid_records_land_in_quarantine_while_good_rows_flow(k
     run_job(kafka_settings, lake_dir, "--available-now")
     for stream in STREAMS:
         table = read_table(lake_dir.as_uri(), LAKE.quarantine_prefix, stream)
-        got = sorted(zip(table.column("rawValue").to_pylist(), table.column("reason").to_pylist(), strict=True))
+        got = sorted(
+            zip(
+                table.column("rawValue").to_pylist(),
+                table.column("reason").to_pylist(),
+                strict=True,
+            )
+        )
         assert got == sorted(expected_bad[stream])
         coords = table.select(["kafkaTopic", "kafkaPartition", "kafkaOffset"]).to_pylist()
-        assert all(c["kafkaTopic"] == kafka_settings.topic(stream) and c["kafkaOffset"] >= 0 for c in coords)
+        assert all(
+            c["kafkaTopic"] == kafka_settings.topic(stream) and c["kafkaOffset"] >= 0
+            for c in coords
+        )
         data = read_table(lake_dir.as_uri(), LAKE.data_prefix, stream)
         written = set(data.column("id").to_pylist()) if data is not None else set()
         assert written == set(good[stream])
@@ -151,7 +165,10 @@ def test_a_killed_driver_restarts_from_its_checkpoint_with_nothing_lost_or_doubl
     env = job_env(kafka_settings, JOB_TRIGGER_INTERVAL="2 seconds")
     driver = subprocess.Popen(
         spark_submit_command(["--lake-uri", lake_dir.as_uri()]),
-        env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     producing = threading.Thread(target=produce_tail)
@@ -190,3 +207,39 @@ def test_a_killed_driver_restarts_from_its_checkpoint_with_nothing_lost_or_doubl
             assert restarted == lake_rows(uninterrupted, area, stream), f"{area}/{stream} differs"
         ids = [json.loads(r)["id"] for r in lake_rows(lake_dir, LAKE.data_prefix, stream)]
         assert sorted(ids) == sorted(expected[stream]), f"{stream}: lost or doubled rows"
+
+
+def _run_job_expecting_failure(env: dict[str, str], lake: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        spark_submit_command(["--available-now", "--lake-uri", lake.as_uri()]),
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_job_fails_fast_naming_the_setting_when_the_broker_is_unreachable(
+    kafka_settings, lake_dir
+):
+    from scripts.local_broker import free_port
+
+    env = job_env(kafka_settings, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
+    result = _run_job_expecting_failure(env, lake_dir)
+    output = result.stdout + result.stderr  # spark-submit pipes the driver's stderr to stdout
+    assert result.returncode == 2, output[-3000:]
+    assert "cannot reach Kafka at 127.0.0.1:" in output
+    assert "KAFKA_BOOTSTRAP_SERVERS" in output
+    assert "TimeoutException" in output, "the Java root cause is shown, not a py4j wrapper"
+    assert not (lake_dir / "checkpoints").exists(), "no query may start"
+
+
+def test_the_job_names_missing_topics_and_their_settings(kafka_settings, lake_dir):
+    env = job_env(kafka_settings, WEATHER_TOPIC="no-such-weather-topic")
+    result = _run_job_expecting_failure(env, lake_dir)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert "no-such-weather-topic (WEATHER_TOPIC)" in output
+    assert "scripts.topics create" in output

@@ -1,11 +1,8 @@
-data "aws_partition" "current" {}
 data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
 
 locals {
-  region        = data.aws_region.current.region
-  log_group_arn = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${data.aws_caller_identity.current.account_id}:log-group:${var.log_group_name}"
-  image         = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
+  region = data.aws_region.current.region
+  image  = "${aws_ecr_repository.this.repository_url}:${var.image_tag}"
 
   # Both containers: read-only root filesystem with a scratch /tmp, non-root user, logs to CloudWatch.
   container_base = {
@@ -35,6 +32,13 @@ locals {
     logConfiguration = { logDriver = "awslogs", options = merge(local.log_options, { "awslogs-stream-prefix" = "topics-admin" }) }
   })
 
+  # What sets the two task definitions apart (keys are the family suffixes); the one-off
+  # topics-admin run needs only the smallest Fargate size.
+  task_definitions = {
+    producer       = { cpu = var.task_size.cpu, memory = var.task_size.memory, task_role_arn = var.producer_task_role_arn, container = local.producer_container }
+    "topics-admin" = { cpu = 256, memory = 512, task_role_arn = var.topics_admin_task_role_arn, container = local.topics_admin_container }
+  }
+
   # Tasks reach the brokers and the interface endpoints inside the VPC, and ECR layers in S3.
   egress_rules = {
     kafka_iam      = { description = "Kafka TLS + IAM to the brokers", port = 9098, cidr = var.vpc_cidr_block, prefix_list = null }
@@ -43,39 +47,25 @@ locals {
   }
 }
 
-resource "aws_kms_key" "this" {
-  description         = "${var.name}: ECS task logs and the ECR repository"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogsForTaskLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = { ArnEquals = { "kms:EncryptionContext:aws:logs:arn" = local.log_group_arn } }
-      },
-    ]
-  })
+module "log_group" {
+  source = "../log_group"
+
+  name                = var.log_group_name
+  retention_in_days   = var.log_retention_days
+  kms_key_description = "${var.name}: ECS task logs and the ECR repository"
 
   tags = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  name              = var.log_group_name
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+# Where these lived before modules/log_group: the key and the logs are kept, not replaced.
+moved {
+  from = aws_kms_key.this
+  to   = module.log_group.aws_kms_key.this
+}
 
-  tags = var.tags
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.log_group.aws_cloudwatch_log_group.this
 }
 
 resource "aws_ecr_repository" "this" {
@@ -89,7 +79,7 @@ resource "aws_ecr_repository" "this" {
 
   encryption_configuration {
     encryption_type = "KMS"
-    kms_key         = aws_kms_key.this.arn
+    kms_key         = module.log_group.kms_key_arn
   }
 
   tags = var.tags
@@ -140,15 +130,17 @@ resource "aws_vpc_security_group_egress_rule" "this" {
   tags = var.tags
 }
 
-resource "aws_ecs_task_definition" "producer" {
-  family                   = "${var.name}-producer"
+resource "aws_ecs_task_definition" "this" {
+  for_each = local.task_definitions
+
+  family                   = "${var.name}-${each.key}"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
-  cpu                      = var.task_size.cpu
-  memory                   = var.task_size.memory
+  cpu                      = each.value.cpu
+  memory                   = each.value.memory
   execution_role_arn       = var.execution_role_arn
-  task_role_arn            = var.producer_task_role_arn
-  container_definitions    = jsonencode([local.producer_container])
+  task_role_arn            = each.value.task_role_arn
+  container_definitions    = jsonencode([each.value.container])
 
   runtime_platform {
     operating_system_family = "LINUX"
@@ -162,32 +154,20 @@ resource "aws_ecs_task_definition" "producer" {
   tags = var.tags
 }
 
-resource "aws_ecs_task_definition" "topics_admin" {
-  family                   = "${var.name}-topics-admin"
-  requires_compatibilities = ["FARGATE"]
-  network_mode             = "awsvpc"
-  cpu                      = 256
-  memory                   = 512
-  execution_role_arn       = var.execution_role_arn
-  task_role_arn            = var.topics_admin_task_role_arn
-  container_definitions    = jsonencode([local.topics_admin_container])
+moved {
+  from = aws_ecs_task_definition.producer
+  to   = aws_ecs_task_definition.this["producer"]
+}
 
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = var.task_size.cpu_architecture
-  }
-
-  volume {
-    name = "tmp"
-  }
-
-  tags = var.tags
+moved {
+  from = aws_ecs_task_definition.topics_admin
+  to   = aws_ecs_task_definition.this["topics-admin"]
 }
 
 resource "aws_ecs_service" "this" {
   name                    = "${var.name}-producer"
   cluster                 = aws_ecs_cluster.this.id
-  task_definition         = aws_ecs_task_definition.producer.arn
+  task_definition         = aws_ecs_task_definition.this["producer"].arn
   desired_count           = var.producer_desired_count
   launch_type             = "FARGATE"
   platform_version        = "LATEST"

@@ -20,12 +20,12 @@ output "ecr_repository_arn" {
 
 output "producer_task_definition_arn" {
   description = "ARN (with revision) of the producer task definition."
-  value       = aws_ecs_task_definition.producer.arn
+  value       = aws_ecs_task_definition.this["producer"].arn
 }
 
 output "topics_admin_task_definition_arn" {
   description = "ARN (with revision) of the topics-admin task definition, run once with `aws ecs run-task` to create the topics."
-  value       = aws_ecs_task_definition.topics_admin.arn
+  value       = aws_ecs_task_definition.this["topics-admin"].arn
 }
 
 output "service_name" {
@@ -40,5 +40,5 @@ output "task_security_group_id" {
 
 output "log_group_name" {
   description = "Name of the CloudWatch log group of the tasks."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.log_group.log_group_name
 }

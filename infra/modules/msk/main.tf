@@ -1,11 +1,4 @@
-data "aws_partition" "current" {}
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-
 locals {
-  log_group_name = "/aws/msk/${var.name}"
-  log_group_arn  = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:${local.log_group_name}"
-
   # Topics are created explicitly by `python -m scripts.topics create`; nothing is auto-created.
   server_properties = {
     "auto.create.topics.enable"      = "false"
@@ -16,39 +9,25 @@ locals {
   }
 }
 
-resource "aws_kms_key" "this" {
-  description         = "${var.name}: MSK data at rest and broker logs"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogsForBrokerLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${data.aws_region.current.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = { ArnEquals = { "kms:EncryptionContext:aws:logs:arn" = local.log_group_arn } }
-      },
-    ]
-  })
+module "log_group" {
+  source = "../log_group"
+
+  name                = "/aws/msk/${var.name}"
+  retention_in_days   = var.log_retention_days
+  kms_key_description = "${var.name}: MSK data at rest and broker logs"
 
   tags = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  name              = local.log_group_name
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+# Where these lived before modules/log_group: the key and the logs are kept, not replaced.
+moved {
+  from = aws_kms_key.this
+  to   = module.log_group.aws_kms_key.this
+}
 
-  tags = var.tags
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.log_group.aws_cloudwatch_log_group.this
 }
 
 resource "aws_msk_configuration" "this" {
@@ -114,7 +93,7 @@ resource "aws_msk_cluster" "this" {
   }
 
   encryption_info {
-    encryption_at_rest_kms_key_arn = aws_kms_key.this.arn
+    encryption_at_rest_kms_key_arn = module.log_group.kms_key_arn
 
     encryption_in_transit {
       client_broker = "TLS"
@@ -131,7 +110,7 @@ resource "aws_msk_cluster" "this" {
     broker_logs {
       cloudwatch_logs {
         enabled   = true
-        log_group = aws_cloudwatch_log_group.this.name
+        log_group = module.log_group.log_group_name
       }
     }
   }

@@ -30,10 +30,10 @@ output "security_group_id" {
 
 output "kms_key_arn" {
   description = "ARN of the KMS key for data at rest and broker logs."
-  value       = aws_kms_key.this.arn
+  value       = module.log_group.kms_key_arn
 }
 
 output "log_group_name" {
   description = "Name of the CloudWatch log group receiving broker logs."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.log_group.log_group_name
 }

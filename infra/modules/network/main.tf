@@ -1,4 +1,3 @@
-data "aws_partition" "current" {}
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
@@ -18,9 +17,7 @@ locals {
   private_subnets = { for i, az in local.azs : az => cidrsubnet(var.cidr_block, 4, i) }
   public_subnet   = cidrsubnet(var.cidr_block, 8, 16 * length(var.availability_zone_suffixes))
 
-  region        = data.aws_region.current.region
-  flow_log_name = "/aws/vpc-flow-logs/${var.name}"
-  flow_log_arn  = "arn:${data.aws_partition.current.partition}:logs:${local.region}:${data.aws_caller_identity.current.account_id}:log-group:${local.flow_log_name}"
+  region = data.aws_region.current.region
 }
 
 resource "aws_vpc" "this" {
@@ -183,39 +180,25 @@ resource "aws_route" "private_nat" {
 
 # ---------------------------------------------------------------- flow logs
 
-resource "aws_kms_key" "this" {
-  description         = "${var.name}: VPC flow logs"
-  enable_key_rotation = true
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      {
-        Sid       = "AccountAdministration"
-        Effect    = "Allow"
-        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root" }
-        Action    = "kms:*"
-        Resource  = "*"
-      },
-      {
-        Sid       = "CloudWatchLogsForFlowLogs"
-        Effect    = "Allow"
-        Principal = { Service = "logs.${local.region}.amazonaws.com" }
-        Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-        Resource  = "*"
-        Condition = { ArnEquals = { "kms:EncryptionContext:aws:logs:arn" = local.flow_log_arn } }
-      },
-    ]
-  })
+module "log_group" {
+  source = "../log_group"
+
+  name                = "/aws/vpc-flow-logs/${var.name}"
+  retention_in_days   = var.flow_log_retention_days
+  kms_key_description = "${var.name}: VPC flow logs"
 
   tags = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  name              = local.flow_log_name
-  retention_in_days = var.flow_log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+# Where these lived before modules/log_group: the key and the logs are kept, not replaced.
+moved {
+  from = aws_kms_key.this
+  to   = module.log_group.aws_kms_key.this
+}
 
-  tags = var.tags
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.log_group.aws_cloudwatch_log_group.this
 }
 
 data "aws_iam_policy_document" "flow_logs_assume" {
@@ -237,7 +220,7 @@ data "aws_iam_policy_document" "flow_logs" {
   statement {
     sid       = "WriteFlowLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+    resources = ["${module.log_group.log_group_arn}:*"]
   }
 }
 
@@ -258,7 +241,7 @@ resource "aws_flow_log" "this" {
   vpc_id               = aws_vpc.this.id
   traffic_type         = "ALL"
   log_destination_type = "cloud-watch-logs"
-  log_destination      = aws_cloudwatch_log_group.this.arn
+  log_destination      = module.log_group.log_group_arn
   iam_role_arn         = aws_iam_role.this.arn
 
   tags = merge(var.tags, { Name = var.name })
