@@ -27,6 +27,7 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS, Contract
 from emr_jobs.kafka_options import KafkaSettings, spark_kafka_options
 from emr_jobs.settings import JobSettings, SettingsError
+from emr_jobs.sink_log import committed_uris, interrupted_batches, is_data_file
 from emr_jobs.transforms import (
     deduplicate,
     parse_events,
@@ -108,6 +109,85 @@ def _root_cause(err: Exception) -> str:
         java = java.getCause()
     text = java.toString() if java is not None else str(err).splitlines()[0]
     return text[:300]
+
+
+# --- start-up hygiene ---------------------------------------------------------------------------
+
+
+class _HadoopFs:
+    """The few Hadoop FileSystem calls the job needs, for any lake URI (file, s3a, s3)."""
+
+    def __init__(self, spark: SparkSession, uri: str) -> None:
+        self.jvm = spark.sparkContext._jvm
+        self.Path = self.jvm.org.apache.hadoop.fs.Path
+        self.fs = self.Path(uri).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+    def names(self, uri: str) -> list[str]:
+        path = self.Path(uri)
+        if not self.fs.exists(path):
+            return []
+        return [status.getPath().getName() for status in self.fs.listStatus(path)]
+
+    def read(self, uri: str) -> str:
+        stream = self.fs.open(self.Path(uri))
+        try:
+            return self.jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+        finally:
+            stream.close()
+
+    def files(self, uri: str) -> list[str]:
+        path = self.Path(uri)
+        if not self.fs.exists(path):
+            return []
+        found, listing = [], self.fs.listFiles(path, True)
+        while listing.hasNext():
+            found.append(listing.next().getPath().toString())
+        return found
+
+    def delete(self, uri: str) -> None:
+        self.fs.delete(self.Path(uri), False)
+
+
+def _path_part(uri: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(uri).path).rstrip("/")
+
+
+def remove_uncommitted_files(spark: SparkSession, job: JobSettings, stream: str, area: str) -> int:
+    """Delete data files a crashed batch left behind; returns how many.
+
+    Spark's file sink writes a batch's files, then lists them in ``_spark_metadata``. A driver
+    killed in between leaves files that no log lists. Spark ignores them and rewrites the batch
+    on restart, but readers that list folders (Athena, Glue, a DuckDB glob) would count those
+    rows twice. This runs only when the checkpoint shows an interrupted batch (``offsets/N``
+    without ``commits/N``), and only touches ``part-*.parquet`` files the log does not list.
+    The job must be the lake's only writer (``scripts/emr_steps.py submit`` refuses a second).
+    """
+    checkpoint = job.path(LAKE.checkpoints_prefix, stream, area)
+    table = job.path(area, stream)
+    fs = _HadoopFs(spark, table)
+    if not interrupted_batches(
+        fs.names(f"{checkpoint}/offsets"), fs.names(f"{checkpoint}/commits")
+    ):
+        return 0
+    log_dir = f"{table}/_spark_metadata"
+    committed = {
+        _path_part(u)
+        for u in committed_uris(fs.names(log_dir), lambda n: fs.read(f"{log_dir}/{n}"))
+    }
+    removed = 0
+    for uri in fs.files(table):
+        name = uri.rsplit("/", 1)[-1]
+        if "/_spark_metadata/" in uri or not is_data_file(name) or _path_part(uri) in committed:
+            continue
+        fs.delete(uri)
+        removed += 1
+        crc = uri[: -len(name)] + f".{name}.crc"  # the local filesystem's checksum, if any
+        fs.delete(crc)
+    if removed:
+        log.warning("%s:%s removed %d files of an interrupted batch", stream, area, removed)
+    return removed
 
 
 # --- write -------------------------------------------------------------------------------------
@@ -227,7 +307,12 @@ class ProgressListener(StreamingQueryListener):
                 late,
             )
         if self.publish:
-            publish_lag_metric(doc, self.region)
+            try:
+                publish_lag_metric(doc, self.region)
+            except Exception as err:  # noqa: BLE001 - metrics must never stop the job
+                # A missing boto3 or a CloudWatch outage is reported once, not per batch.
+                self.publish = False
+                log.warning("lag metric disabled: cannot publish to CloudWatch (%s)", err)
         now = time.monotonic()
         if now - self.progress.last_log >= self.every:
             self.progress.last_log = now
@@ -353,6 +438,10 @@ def run(
     spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Sequence[str]
 ) -> Progress:
     progress = Progress()
+    if job.remove_uncommitted_files:
+        for stream in streams:
+            for area in (LAKE.data_prefix, LAKE.quarantine_prefix):
+                remove_uncommitted_files(spark, job, stream, area)
     spark.streams.addListener(
         ProgressListener(progress, publish=job.publish_metrics, region=kafka.aws_region)
     )

@@ -62,6 +62,17 @@ def env_float(
     return value
 
 
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
 def env_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     value = env_str(env, name, default)
     check_choice(name, value, choices)
@@ -122,6 +133,7 @@ class JobSettings:
     shuffle_partitions: int = 4  # [JOB_SHUFFLE_PARTITIONS]
     publish_metrics: bool = False  # [JOB_PUBLISH_METRICS] CloudWatch lag metric (AWS mode)
     timeout_seconds: int | None = None  # [JOB_TIMEOUT_SECONDS] stop a continuous run after this
+    remove_uncommitted_files: bool = True  # [JOB_REMOVE_UNCOMMITTED_FILES] after a crash
 
     def __post_init__(self) -> None:
         if not self.lake_uri:
@@ -152,9 +164,9 @@ class JobSettings:
             max_offsets_per_trigger=env_int(env, "JOB_MAX_OFFSETS_PER_TRIGGER", None, minimum=1),
             starting_offsets=env_str(env, "JOB_STARTING_OFFSETS", "earliest"),
             shuffle_partitions=env_int(env, "JOB_SHUFFLE_PARTITIONS", 4, minimum=1),
-            publish_metrics=env_str(env, "JOB_PUBLISH_METRICS", "false").lower()
-            in ("1", "true", "yes"),
+            publish_metrics=env_bool(env, "JOB_PUBLISH_METRICS", False),
             timeout_seconds=env_int(env, "JOB_TIMEOUT_SECONDS", None, minimum=1),
+            remove_uncommitted_files=env_bool(env, "JOB_REMOVE_UNCOMMITTED_FILES", True),
         )
 
     def path(self, area: str, stream: str, *rest: str) -> str:

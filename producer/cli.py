@@ -25,7 +25,7 @@ log = logging.getLogger("producer")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="smartcity-producer",
-        description="Simulate vehicles driving London -> Birmingham and send their events to Kafka.",
+        description="Simulate vehicles driving London -> Birmingham; send their events to Kafka.",
     )
     p.add_argument("--vehicles", type=int, help="1..10000 [SIM_VEHICLES=5]")
     p.add_argument("--seed", type=int, help="same seed, same events [SIM_SEED=42]")
@@ -36,8 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--late-fraction", type=float, help="0..1 [SIM_LATE_FRACTION=0]")
     p.add_argument("--duplicate-fraction", type=float, help="0..1 [SIM_DUPLICATE_FRACTION=0]")
     p.add_argument("--bootstrap-servers", help="[KAFKA_BOOTSTRAP_SERVERS=localhost:9092]")
-    p.add_argument("--auth-mode", choices=["none", "msk-iam", "oauthbearer-unsecured"],
-                   help="[KAFKA_AUTH_MODE=none]")
+    p.add_argument(
+        "--auth-mode",
+        choices=["none", "msk-iam", "oauthbearer-unsecured"],
+        help="[KAFKA_AUTH_MODE=none]",
+    )
     p.add_argument("--aws-region", help="msk-iam: region of the MSK cluster [AWS_REGION]")
     p.add_argument("--aws-profile", help="msk-iam: sign with this profile [AWS_PROFILE]")
     p.add_argument("--role-arn", help="msk-iam: sign as this assumed role [MSK_IAM_ROLE_ARN]")
@@ -88,7 +91,9 @@ def report_dict(report: DeliveryReport) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     args = build_parser().parse_args(argv)
     try:
         kafka, sim = settings_from(args)
@@ -110,8 +115,13 @@ def main(argv: list[str] | None = None) -> int:
             late_fraction=sim.late_fraction,
             duplicate_fraction=sim.duplicate_fraction,
         )
-        log.info("simulating %d vehicles (seed %d, pace %s) -> %s", sim.vehicles, sim.seed,
-                 sim.pace, kafka.bootstrap_servers)
+        log.info(
+            "simulating %d vehicles (seed %d, pace %s) -> %s",
+            sim.vehicles,
+            sim.seed,
+            sim.pace,
+            kafka.bootstrap_servers,
+        )
         report = send_events(
             simulate(options),
             kafka,
@@ -131,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.report_json, "w", encoding="utf-8") as fh:
             json.dump(report_dict(report), fh, indent=2)
     if not report.ok:
-        print(f"error: {report.failed} of {report.produced} events were not delivered", file=sys.stderr)
+        print(
+            f"error: {report.failed} of {report.produced} events were not delivered",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

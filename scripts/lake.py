@@ -11,7 +11,6 @@ are read the same way through pyarrow's S3 filesystem: see :func:`s3_filesystem`
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -22,6 +21,7 @@ import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 
 from emr_jobs.contracts import LAKE, STREAMS
+from emr_jobs.sink_log import committed_uris
 
 
 def _local_path(uri: str) -> Path:
@@ -46,34 +46,8 @@ def committed_files(table_uri: str) -> list[str]:
 def _sink_log_files(
     names: Iterable[str], read: Callable[[str], str], to_path: Callable[[str], str]
 ) -> list[str]:
-    """The files a file-sink log (``_spark_metadata``) lists as committed.
-
-    ``names`` are the log's entry names, ``read(name)`` returns an entry's text and
-    ``to_path(uri)`` turns a logged file URI into the path the caller reads.
-    """
-    batches: dict[int, str] = {}
-    for name in names:
-        if name.startswith(".") or name.endswith(".tmp"):
-            continue
-        batch = name.removesuffix(".compact")
-        # A compact file holds everything up to and including its batch.
-        if batch.isdigit() and (name.endswith(".compact") or int(batch) not in batches):
-            batches[int(batch)] = name
-    compacts = [b for b, n in batches.items() if n.endswith(".compact")]
-    start = max(compacts) if compacts else -1
-    files: dict[str, bool] = {}
-    for batch in sorted(b for b in batches if b >= start):
-        lines = read(batches[batch]).splitlines()
-        for line in lines[1:]:  # first line is the log version, e.g. "v1"
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            path = to_path(unquote(entry["path"]))
-            if entry.get("action", "add") == "add":
-                files[path] = True
-            else:
-                files.pop(path, None)
-    return sorted(files)
+    """The files a sink log lists as committed, as paths ``to_path`` makes of their URIs."""
+    return sorted(to_path(uri) for uri in committed_uris(names, read))
 
 
 def table_uri(lake_uri: str, area: str, stream: str) -> str:

@@ -3,7 +3,8 @@
 Works against the embedded broker (``KAFKA_AUTH_MODE=none``) and against Amazon MSK with IAM
 (``KAFKA_AUTH_MODE=msk-iam``; run it inside the VPC, for example as a one-off ECS task).
 
-    python -m scripts.topics create [--partitions 3] [--replication-factor 1] [--retention-hours 168]
+    python -m scripts.topics create [--partitions 3] [--replication-factor 1]
+                                    [--retention-hours 168]
     python -m scripts.topics describe
 """
 
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from emr_jobs.contracts import STREAMS
 from emr_jobs.kafka_options import KafkaSettings, TokenCallback, admin_config
 from emr_jobs.settings import SettingsError, env_int
-from emr_jobs.contracts import STREAMS
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ def describe(settings: KafkaSettings, admin: AdminClient | None = None) -> dict[
     admin = admin or connect(settings)
     topics = admin.list_topics(timeout=10).topics
     return {
-        settings.topic(s): len(topics[settings.topic(s)].partitions) if settings.topic(s) in topics else 0
+        settings.topic(s): len(topics[settings.topic(s)].partitions)
+        if settings.topic(s) in topics
+        else 0
         for s in STREAMS
     }
 
@@ -100,7 +103,9 @@ def describe(settings: KafkaSettings, admin: AdminClient | None = None) -> dict[
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    parser = argparse.ArgumentParser(prog="python -m scripts.topics", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.topics", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("command", choices=["create", "describe"])
     parser.add_argument("--partitions", type=int, help="partitions per topic [TOPIC_PARTITIONS=3]")
     parser.add_argument("--replication-factor", type=int, help="[TOPIC_REPLICATION_FACTOR=1]")
@@ -122,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{topic:<20} {state}")
         else:
             for topic, partitions in describe(settings).items():
-                print(f"{topic:<20} {partitions} partitions" if partitions else f"{topic:<20} missing")
+                print(
+                    f"{topic:<20} {partitions} partitions" if partitions else f"{topic:<20} missing"
+                )
     except (SettingsError, ConnectionError, KafkaException) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

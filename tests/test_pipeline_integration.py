@@ -20,7 +20,7 @@ from emr_jobs.settings import REPO_ROOT
 from producer.kafka_producer import send_events
 from producer.simulator import SimulationOptions, simulate
 from producer.wire import to_json_bytes
-from scripts.lake import read_table
+from scripts.lake import committed_files, read_table
 from scripts.run_job import spark_submit_command
 
 pytestmark = pytest.mark.integration
@@ -207,6 +207,11 @@ def test_a_killed_driver_restarts_from_its_checkpoint_with_nothing_lost_or_doubl
             assert restarted == lake_rows(uninterrupted, area, stream), f"{area}/{stream} differs"
         ids = [json.loads(r)["id"] for r in lake_rows(lake_dir, LAKE.data_prefix, stream)]
         assert sorted(ids) == sorted(expected[stream]), f"{stream}: lost or doubled rows"
+        # After the restart, listing the folder gives the committed files and nothing else.
+        table = lake_dir / LAKE.data_prefix / stream
+        assert sorted(str(p) for p in table.rglob("part-*.parquet")) == committed_files(
+            table.as_uri()
+        )
 
 
 def _run_job_expecting_failure(env: dict[str, str], lake: Path) -> subprocess.CompletedProcess:
@@ -243,3 +248,43 @@ def test_the_job_names_missing_topics_and_their_settings(kafka_settings, lake_di
     assert result.returncode == 2, output[-3000:]
     assert "no-such-weather-topic (WEATHER_TOPIC)" in output
     assert "scripts.topics create" in output
+
+
+def test_a_restart_after_an_interrupted_batch_deletes_only_that_batchs_uncommitted_files(
+    kafka_settings, lake_dir
+):
+    """What a crash between writing files and committing them leaves: ``offsets/N`` without
+    ``commits/N`` and a part file no log lists. The restart removes that file, so a plain folder
+    listing (Athena, a DuckDB glob) sees each row once. Files it cannot explain stay."""
+    import shutil
+
+    from emr_jobs.sink_log import batch_ids
+
+    events = list(simulate(SimulationOptions(vehicles=1, seed=31, max_events=800)))
+    assert send_events(events, kafka_settings, show_progress=False).ok
+    run_job(kafka_settings, lake_dir, "--available-now")
+
+    vehicle = lake_dir / "data" / "vehicle"
+    committed = committed_files(vehicle.as_uri())
+    orphan = Path(committed[0]).with_name(
+        "part-00000-00000000-dead-beef-0000-000000000000.c000.snappy.parquet"
+    )
+    shutil.copy(committed[0], orphan)
+    checkpoint = lake_dir / "checkpoints" / "vehicle" / "data"
+    last = max(batch_ids(p.name for p in (checkpoint / "offsets").iterdir()))
+    shutil.copy(checkpoint / "offsets" / str(last), checkpoint / "offsets" / str(last + 1))
+    gps = lake_dir / "data" / "gps"
+    gps_file = Path(committed_files(gps.as_uri())[0])
+    stray = gps_file.with_name(
+        "part-00000-00000000-0000-0000-0000-5a5a5a5a5a5a.c000.snappy.parquet"
+    )
+    shutil.copy(gps_file, stray)
+
+    run_job(kafka_settings, lake_dir, "--available-now")
+
+    assert not orphan.exists()
+    assert stray.exists(), "no interrupted gps batch: an unexplained file is not deleted"
+    on_disk = sorted(str(p) for p in vehicle.rglob("part-*.parquet"))
+    assert on_disk == committed_files(vehicle.as_uri())
+    ids = read_table(lake_dir.as_uri(), LAKE.data_prefix, "vehicle").column("id").to_pylist()
+    assert sorted(ids) == sorted(unique_events(events)["vehicle"])

@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 MODULES_DIR = INFRA / "modules"
 MODULE_NAMES = ("network", "msk", "s3", "iam", "emr", "ecs", "glue", "observability")
+#: Modules that the concerns call, not the root: a log group with its own KMS key.
+NESTED_MODULE_NAMES = ("log_group",)
 MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
 
 _OPTIONS = hcl2.SerializationOptions(
@@ -983,6 +985,7 @@ def tf() -> Any:
         INFRA=INFRA,
         MODULES_DIR=MODULES_DIR,
         MODULE_NAMES=MODULE_NAMES,
+        NESTED_MODULE_NAMES=NESTED_MODULE_NAMES,
         MODULE_FILES=MODULE_FILES,
         files=tf_files(),
         load=load_hcl,
@@ -999,4 +1002,4 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         files = tf_files()
         metafunc.parametrize("tf_file", files, ids=[str(p.relative_to(INFRA)) for p in files])
     if "module_name" in metafunc.fixturenames:
-        metafunc.parametrize("module_name", MODULE_NAMES)
+        metafunc.parametrize("module_name", MODULE_NAMES + NESTED_MODULE_NAMES)

@@ -7,6 +7,7 @@ ARN and bucket names standing in for what AWS assigns at apply time.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
@@ -381,3 +382,47 @@ def test_topics_task_applies_the_terraform_topic_settings(root, modules):
     assert container["entryPoint"] == ["python", "-m", "scripts.topics"] and container[
         "command"
     ] == ["create"]
+
+
+# -------------------------------------------------------------------------------------- log groups
+
+
+def _log_groups(modules) -> dict[str, object]:
+    """The ``log_group`` module each concern calls, keyed by the concern."""
+    return {
+        name: module.child(call_name)
+        for name, module in modules.items()
+        for call_name, call in module.module_calls.items()
+        if call["source"] == "../log_group"
+    }
+
+
+def test_each_log_group_key_lets_cloudwatch_logs_encrypt_that_log_group_only(root, modules, fake):
+    log_groups = _log_groups(modules)
+    assert set(log_groups) == {"ecs", "msk", "network"}
+    for name, log_group in log_groups.items():
+        group = log_group.one("aws_cloudwatch_log_group", "this")
+        assert group["retention_in_days"] == root.var("log_retention_days"), name
+        key = log_group.one("aws_kms_key", "this")
+        assert key["enable_key_rotation"] is True, name
+        statements = json.loads(key["policy"])["Statement"]
+        assert [s["Principal"] for s in statements] == [
+            {"AWS": f"arn:aws:iam::{fake.account}:root"},
+            {"Service": f"logs.{fake.region}.amazonaws.com"},
+        ], name
+        assert statements[1]["Condition"] == {
+            "ArnEquals": {
+                "kms:EncryptionContext:aws:logs:arn": (
+                    f"arn:aws:logs:{fake.region}:{fake.account}:log-group:{group['name']}"
+                )
+            }
+        }, name
+
+
+def test_ecs_tasks_log_to_their_log_group_and_the_execution_role_may_write_there(modules, fake):
+    ecs_group = _log_groups(modules)["ecs"].one("aws_cloudwatch_log_group", "this")["name"]
+    assert modules["ecs"].local("log_options")["awslogs-group"] == ecs_group
+    write_logs = _statement(modules["iam"].policy_statements("ecs_task_execution"), "WriteLogs")
+    assert write_logs["resources"] == [
+        f"arn:aws:logs:{fake.region}:{fake.account}:log-group:{ecs_group}:log-stream:*"
+    ]

@@ -34,7 +34,7 @@ OUTPUT_NAME = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
 
 
 def _module_dirs(tf):
-    return [tf.INFRA] + [tf.MODULES_DIR / m for m in tf.MODULE_NAMES]
+    return [tf.INFRA] + [tf.MODULES_DIR / m for m in tf.MODULE_NAMES + tf.NESTED_MODULE_NAMES]
 
 
 # ----------------------------------------------------------------------------------------- parsing
@@ -219,9 +219,14 @@ def test_every_taggable_resource_merges_the_one_tags_map(root, tf):
         for n, c in root.module_calls.items()
         if c.get("tags") != "${local.tags}"
     ]
-    for module_name in tf.MODULE_NAMES:
+    for module_name in tf.MODULE_NAMES + tf.NESTED_MODULE_NAMES:
         directory = tf.MODULES_DIR / module_name
         for path in directory.glob("*.tf"):
+            problems += [
+                f"{module_name}: module {n} is not passed tags = var.tags"
+                for n, c in tf.named_blocks(tf.load(path), "module")
+                if c.get("tags") != "${var.tags}"
+            ]
             for rtype, name, body in tf.blocks_of(tf.load(path), "resource"):
                 if rtype in UNTAGGABLE:
                     assert "tags" not in body, (

@@ -57,17 +57,6 @@ module "log_group" {
   tags = var.tags
 }
 
-# Where these lived before modules/log_group: the key and the logs are kept, not replaced.
-moved {
-  from = aws_kms_key.this
-  to   = module.log_group.aws_kms_key.this
-}
-
-moved {
-  from = aws_cloudwatch_log_group.this
-  to   = module.log_group.aws_cloudwatch_log_group.this
-}
-
 resource "aws_ecr_repository" "this" {
   name                 = var.ecr_repository_name
   image_tag_mutability = "IMMUTABLE"
@@ -152,16 +141,6 @@ resource "aws_ecs_task_definition" "this" {
   }
 
   tags = var.tags
-}
-
-moved {
-  from = aws_ecs_task_definition.producer
-  to   = aws_ecs_task_definition.this["producer"]
-}
-
-moved {
-  from = aws_ecs_task_definition.topics_admin
-  to   = aws_ecs_task_definition.this["topics-admin"]
 }
 
 resource "aws_ecs_service" "this" {

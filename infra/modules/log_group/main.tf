@@ -7,9 +7,9 @@ locals {
   log_group_arn = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:log-group:${var.name}"
 }
 
-# Other services the caller encrypts with this key (ECR, MSK) get it through grants that their
-# callers' IAM permissions create, which the account statement enables; only CloudWatch Logs,
-# which cannot take a grant, is named in the key policy, and only for this one log group.
+# The policy names one service: CloudWatch Logs, for this log group only. What else the caller
+# encrypts with the key (ECR images, MSK data at rest) reaches it through KMS grants, which those
+# services create with their callers' IAM permissions under the AccountAdministration statement.
 resource "aws_kms_key" "this" {
   description         = var.kms_key_description
   enable_key_rotation = true

@@ -19,17 +19,6 @@ module "log_group" {
   tags = var.tags
 }
 
-# Where these lived before modules/log_group: the key and the logs are kept, not replaced.
-moved {
-  from = aws_kms_key.this
-  to   = module.log_group.aws_kms_key.this
-}
-
-moved {
-  from = aws_cloudwatch_log_group.this
-  to   = module.log_group.aws_cloudwatch_log_group.this
-}
-
 resource "aws_msk_configuration" "this" {
   name              = var.name
   kafka_versions    = [var.kafka_version]

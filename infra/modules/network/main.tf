@@ -190,17 +190,6 @@ module "log_group" {
   tags = var.tags
 }
 
-# Where these lived before modules/log_group: the key and the logs are kept, not replaced.
-moved {
-  from = aws_kms_key.this
-  to   = module.log_group.aws_kms_key.this
-}
-
-moved {
-  from = aws_cloudwatch_log_group.this
-  to   = module.log_group.aws_cloudwatch_log_group.this
-}
-
 data "aws_iam_policy_document" "flow_logs_assume" {
   statement {
     actions = ["sts:AssumeRole"]
