@@ -106,7 +106,36 @@ BAD_CASES = [
     ("NaN temperature", "weather", {"temperature": float("nan")}),
     ("two rules at once", "weather", {"humidity": -3, "windSpeed": -1}),
     ("missing deviceId", "traffic_camera", {"deviceId": None}),
+    ("optional accuracy as text", "gps", {"accuracyM": "5"}),
+    ("optional snapshot as a number", "traffic_camera", {"snapshot": 5}),
+    ("optional description as an object", "emergency", {"description": {"text": "x"}}),
+    ("enum value as a number", "weather", {"weatherCondition": 3}),
 ]
+
+GOOD_EDGE_CASES = [
+    ("timestamp with a +01:00 offset", "gps", {"timestamp": "2026-01-05T09:00:00.000+01:00"}),
+    ("optional field null", "traffic_camera", {"snapshot": None}),
+    ("optional field absent", "gps", {"accuracyM": "<absent>"}),
+    ("integer where a double is expected", "weather", {"humidity": 55}),
+    ("unknown extra field", "vehicle", {"colour": 7}),
+    ("string value containing a quoted key", "emergency", {"description": 'said "id": 5 twice'}),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "stream", "change"), GOOD_EDGE_CASES, ids=[c[0] for c in GOOD_EDGE_CASES]
+)
+def test_valid_edge_cases_pass_both_validators(spark, simulated_events, case, stream, change):
+    contract = CONTRACTS[stream]
+    base = next(e.payload for e in simulated_events if e.stream == stream)
+    event = {k: v for k, v in {**base, **change}.items() if v != "<absent>"}
+    assert contract.violations(json.loads(json.dumps(event))) == [], case
+
+    from emr_jobs.transforms import parse_events, validate
+
+    df = kafka_frame(spark, contract.default_topic, [json.dumps(event).encode()])
+    (row,) = validate(parse_events(df, contract), contract).select("reason").collect()
+    assert row.reason is None, f"{case}: {row.reason}"
 
 
 @pytest.mark.parametrize(("case", "stream", "change"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
