@@ -27,6 +27,9 @@ broker-stop:
 topics: setup
 	@$(PY) -m scripts.topics create
 
+bench: setup      ## throughput, latency, memory, scaling -> bench/results/ (ARGS=--quick: ~2 min)
+	@$(PY) -m scripts.bench $(ARGS)
+
 compose-up: setup    ## Docker: Kafka, Spark master + 2 workers, MinIO and the job (local/docker-compose.yml)
 	docker compose -f local/docker-compose.yml up -d
 

@@ -33,7 +33,7 @@ import itertools
 import math
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
@@ -159,6 +159,26 @@ class _Vehicle:
     arrived: bool = False
 
 
+_EVENT_FIELDS = ("stream", "key", "emit_time", "payload", "injected")
+assert tuple(f.name for f in fields(Event)) == _EVENT_FIELDS, "update _make_event"
+_new_event = object.__new__
+_set_stream, _set_key, _set_emit_time, _set_payload, _set_injected = (
+    Event.__dict__[name].__set__ for name in _EVENT_FIELDS)
+
+
+def _make_event(stream: str, key: str, emit_time: datetime, payload: dict) -> Event:
+    """``Event(stream, key, emit_time, payload)``, twice as fast: a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__`` by name; this sets the slots
+    directly. The simulator makes two per vehicle per tick."""
+    event = _new_event(Event)
+    _set_stream(event, stream)
+    _set_key(event, key)
+    _set_emit_time(event, emit_time)
+    _set_payload(event, payload)
+    _set_injected(event, "")
+    return event
+
+
 @lru_cache(maxsize=1)
 def _fleet_catalogue() -> dict:
     doc = load_data("fleet.json")
@@ -167,6 +187,7 @@ def _fleet_catalogue() -> dict:
     return {
         "types": names,
         "weights": tuple(types[t]["weight"] for t in names),
+        "cum_weights": tuple(itertools.accumulate(types[t]["weight"] for t in names)),
         "cap_kmh": {t: float(types[t]["cap_kmh"]) for t in names},
         "models": {t: tuple(m for m in doc["models"] if m["vehicleType"] == t) for t in names},
         "consumption": doc["consumption_pct_per_km"],
@@ -230,7 +251,7 @@ class Simulation:
         tick = self._tick_ms
         fleet = []
         for i in range(o.vehicles):
-            vtype = rng.choices(cat["types"], cat["weights"])[0]
+            vtype = rng.choices(cat["types"], cum_weights=cat["cum_weights"])[0]
             model = rng.choice(cat["models"][vtype])
             fuel_type = rng.choice(model["fuelTypes"])
             year = rng.randint(*model["years"])
@@ -278,7 +299,7 @@ class Simulation:
         dup_min_ms = min(tick_ms, dup_max_ms)
 
         base_dt, base_ms = self.start_time, self._base_ms
-        td = timedelta
+        td = timedelta  # td(0, 0, 0, ms): milliseconds, passed positionally (cheaper)
         sec_ms = _seconds_millis()
         prefixes: dict[int, str] = {}
         lats = tuple(w.lat for w in route.waypoints)
@@ -299,6 +320,7 @@ class Simulation:
         cv, wv = CONTRACTS["traffic_camera"].version, CONTRACTS["weather"].version
         ev_v = CONTRACTS["emergency"].version
         sample = self.weather.sample
+        make_event = _make_event
 
         heap: list[tuple[int, int, Event | None]] = []
         seq = itertools.count()
@@ -313,7 +335,7 @@ class Simulation:
             return prefix + sec_ms[a - minute * 60000]
 
         def new_id() -> str:
-            h = "%032x" % ((getbits(128) & _UUID_MASK) | _UUID_V4)
+            h = ((getbits(128) & _UUID_MASK) | _UUID_V4).to_bytes(16, "big").hex()
             return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
         def position(d: float, seg: int) -> tuple[float, float]:
@@ -330,9 +352,9 @@ class Simulation:
                     emit, kind = ms + inject_rng.randint(late_min_ms, late_max_ms), "late"
                 if dup_p and irand() < dup_p:
                     d = ms + inject_rng.randint(dup_min_ms, dup_max_ms)
-                    push(heap, (d, next(seq), Event(stream, key, base_dt + td(milliseconds=d),
+                    push(heap, (d, next(seq), Event(stream, key, base_dt + td(0, 0, 0, d),
                                                     payload, "duplicate")))
-            push(heap, (emit, next(seq), Event(stream, key, base_dt + td(milliseconds=emit),
+            push(heap, (emit, next(seq), Event(stream, key, base_dt + td(0, 0, 0, emit),
                                                payload, kind)))
 
         def now(ms: int, emit_time: datetime, stream: str, key: str, payload: dict) -> Event | None:
@@ -340,11 +362,11 @@ class Simulation:
             late = late_p and irand() < late_p
             if dup_p and irand() < dup_p:
                 d = ms + inject_rng.randint(dup_min_ms, dup_max_ms)
-                push(heap, (d, next(seq), Event(stream, key, base_dt + td(milliseconds=d),
+                push(heap, (d, next(seq), Event(stream, key, base_dt + td(0, 0, 0, d),
                                                 payload, "duplicate")))
             if late:
                 e = ms + inject_rng.randint(late_min_ms, late_max_ms)
-                push(heap, (e, next(seq), Event(stream, key, base_dt + td(milliseconds=e),
+                push(heap, (e, next(seq), Event(stream, key, base_dt + td(0, 0, 0, e),
                                                 payload, "late")))
                 return None
             return Event(stream, key, emit_time, payload)
@@ -483,13 +505,13 @@ class Simulation:
                 if prefix is None:
                     prefix = prefixes[minute] = _minute_prefix(minute)
                 ts = prefix + sec_ms[a - minute * 60000]
-                emit_time = base_dt + td(milliseconds=T)
+                emit_time = base_dt + td(0, 0, 0, T)
                 dev = v.device_id
                 speed = round(sp, 1)
                 heading = bearing[seg]
                 vtype = v.vehicle_type
-                h = "%032x" % ((getbits(128) & _UUID_MASK) | _UUID_V4)
-                h2 = "%032x" % ((getbits(128) & _UUID_MASK) | _UUID_V4)
+                h = ((getbits(128) & _UUID_MASK) | _UUID_V4).to_bytes(16, "big").hex()
+                h2 = ((getbits(128) & _UUID_MASK) | _UUID_V4).to_bytes(16, "big").hex()
                 pv = {
                     "id": f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
                     "schemaVersion": vv, "deviceId": dev, "timestamp": ts,
@@ -513,8 +535,8 @@ class Simulation:
                     if e is not None:
                         yield e
                 else:
-                    yield Event("vehicle", dev, emit_time, pv)
-                    yield Event("gps", dev, emit_time, pg)
+                    yield make_event("vehicle", dev, emit_time, pv)
+                    yield make_event("gps", dev, emit_time, pg)
                 # Drive on for one tick (or to the destination).
                 mps = sp / 3.6
                 step = mps * tick_ms / 1000
