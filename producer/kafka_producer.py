@@ -90,7 +90,8 @@ class DeliveryReport:
             )
         total_bytes = sum(c.bytes for c in self.topics.values())
         rows.append(
-            f"{'total':<18}{self.produced:>10}{self.acknowledged:>10}{self.failed:>8}{total_bytes / 1e6:>9.2f}"
+            f"{'total':<18}{self.produced:>10}{self.acknowledged:>10}{self.failed:>8}"
+            f"{total_bytes / 1e6:>9.2f}"
         )
         rate = self.produced / self.seconds if self.seconds else 0.0
         rows.append(f"{self.seconds:.1f}s, {rate:,.0f} events/s")
