@@ -163,26 +163,35 @@ def test_a_killed_driver_restarts_from_its_checkpoint_with_nothing_lost_or_doubl
         )
 
     env = job_env(kafka_settings, JOB_TRIGGER_INTERVAL="2 seconds")
-    driver = subprocess.Popen(
-        spark_submit_command(["--lake-uri", lake_dir.as_uri()]),
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    # The driver's output goes to a file: an unread pipe fills up and blocks the driver.
+    driver_log = tmp_path / "driver.log"
+    with open(driver_log, "wb") as log_file:
+        driver = subprocess.Popen(
+            spark_submit_command(["--lake-uri", lake_dir.as_uri()]),
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def driver_tail() -> str:
+        return driver_log.read_text(errors="replace")[-3000:]
+
     producing = threading.Thread(target=produce_tail)
     try:
         deadline = time.monotonic() + 300
         while _committed_batches(lake_dir, "vehicle") < 1:
-            assert driver.poll() is None, driver.stderr.read()[-3000:]
-            assert time.monotonic() < deadline, "the job committed no batch"
+            assert driver.poll() is None, driver_tail()
+            assert time.monotonic() < deadline, "the job committed no batch\n" + driver_tail()
             time.sleep(0.5)
         producing.start()
         committed = _committed_batches(lake_dir, "vehicle")
         while _committed_batches(lake_dir, "vehicle") < committed + 2:
-            assert driver.poll() is None, driver.stderr.read()[-3000:]
-            assert time.monotonic() < deadline, "the job stopped committing batches"
+            assert driver.poll() is None, driver_tail()
+            assert time.monotonic() < deadline, (
+                "the job stopped committing batches\n" + driver_tail()
+            )
             time.sleep(0.5)
         assert producing.is_alive(), "the kill must happen while events still arrive"
         os.killpg(driver.pid, signal.SIGKILL)
