@@ -491,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # py4j logs every listener callback at INFO; the job's progress lines say what matters.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         kafka, job, streams = settings_from(parse_args(argv))
     except SettingsError as err:
