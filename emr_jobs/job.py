@@ -252,6 +252,17 @@ class StreamTotals:
     offsets_behind_latest: int | None = None
 
 
+def offsets_behind_latest(progress: dict) -> int | None:
+    """The largest ``maxOffsetsBehindLatest`` of a progress event's Kafka sources, if any."""
+    behind = [
+        int(v)
+        for source in progress.get("sources", [])
+        for v in [(source.get("metrics") or {}).get("maxOffsetsBehindLatest")]
+        if v is not None
+    ]
+    return max(behind) if behind else None
+
+
 @dataclass
 class Progress:
     """Totals per query name (``<stream>:<area>``) from Spark's progress events."""
@@ -268,14 +279,9 @@ class Progress:
             totals.duplicates_dropped += int(
                 op.get("customMetrics", {}).get("numDroppedDuplicateRows", 0)
             )
-        behind = [
-            int(v)
-            for source in progress.get("sources", [])
-            for v in [(source.get("metrics") or {}).get("maxOffsetsBehindLatest")]
-            if v is not None
-        ]
-        if behind:
-            totals.offsets_behind_latest = max(behind)
+        behind = offsets_behind_latest(progress)
+        if behind is not None:
+            totals.offsets_behind_latest = behind
 
 
 class ProgressListener(StreamingQueryListener):
@@ -344,13 +350,8 @@ def publish_lag_metric(progress: dict, region: str) -> None:
     stream, _, area = name.partition(":")
     if area != LAKE.data_prefix:
         return
-    behind = [
-        int(v)
-        for source in progress.get("sources", [])
-        for v in [(source.get("metrics") or {}).get("maxOffsetsBehindLatest")]
-        if v is not None
-    ]
-    if not behind:
+    behind = offsets_behind_latest(progress)
+    if behind is None:
         return
     import boto3
 
@@ -360,7 +361,7 @@ def publish_lag_metric(progress: dict, region: str) -> None:
             {
                 "MetricName": LAKE.lag_metric,
                 "Dimensions": [{"Name": LAKE.metrics_dimension, "Value": stream}],
-                "Value": float(max(behind)),
+                "Value": float(behind),
                 "Unit": "Count",
             }
         ],

@@ -84,7 +84,7 @@ def parse_events(kafka_rows: DataFrame, contract: Contract) -> DataFrame:
     )
 
 
-def _field_rules(f: Field, contract: Contract) -> list[Column]:
+def _field_rules(f: Field) -> list[Column]:
     """Reasons (or null) for one field, in the order Contract.violations reports them."""
     value = F.col(f"event.{f.name}")
     raw_text = F.col("rawFields").getItem(f.name)
@@ -153,9 +153,7 @@ def _maybe_bad(contract: Contract) -> Column:
     ]
     strings = [re.escape(f.name) for f in contract.fields if f.type == "string"]
     if strings:  # one scan for a non-string token after any string field's key
-        conditions.append(
-            F.col("rawValue").rlike(f'"(?:{"|".join(strings)})"\\s*:\\s*[^"\\s]')
-        )
+        conditions.append(F.col("rawValue").rlike(f'"(?:{"|".join(strings)})"\\s*:\\s*[^"\\s]'))
     for f in contract.fields:
         value = F.col(f"event.{f.name}")
         if f.required:
@@ -180,7 +178,7 @@ def _maybe_bad(contract: Contract) -> Column:
 
 def validate(parsed: DataFrame, contract: Contract) -> DataFrame:
     """Adds ``reason``: null for a valid event, else every broken rule joined by ``; ``."""
-    rules = [rule for f in contract.fields for rule in _field_rules(f, contract)]
+    rules = [rule for f in contract.fields for rule in _field_rules(f)]
     version = F.col("event.schemaVersion")
     rules.append(
         F.when(

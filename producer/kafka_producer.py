@@ -253,8 +253,6 @@ class _progress:
         self.reported = 0
 
     def tick(self, n: int, report: DeliveryReport) -> None:
-        if n & 1023:
-            return
         if self.bar is not None:
             self.bar.update(n - self.reported)
             self.reported = n

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from emr_jobs.contracts import STREAMS
-from emr_jobs.kafka_options import KafkaSettings
+from emr_jobs.kafka_options import KafkaSettings, default_topics
 from emr_jobs.settings import REPO_ROOT
 from scripts.lake import example_query, lake_counts
 from scripts.local_broker import BrokerError, EmbeddedKafka, free_port
@@ -85,11 +85,14 @@ def _run(args: argparse.Namespace, lake_uri: str, started: float) -> int:
     broker = EmbeddedKafka(RUN_DIR / "broker", port=free_port())
     log.info("starting the embedded Kafka broker")
     with broker:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        # The topic variables (VEHICLE_TOPIC, ...) reach the producer and the job through the
+        # environment, so the topics are created, and counted, under the same names.
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topics=default_topics())
         ensure_topics(kafka, TopicSpec(partitions=3))
         log.info("broker %s ready, topics created", broker.bootstrap_servers)
         env = job_environment()
         env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+        env["KAFKA_AUTH_MODE"] = "none"  # the embedded broker is PLAINTEXT
         report_file = RUN_DIR / "producer-report.json"
         producer = subprocess.run(
             [
@@ -136,10 +139,7 @@ def _run(args: argparse.Namespace, lake_uri: str, started: float) -> int:
         if job.returncode != 0:
             log.error("the streaming job failed (exit %d)", job.returncode)
             return job.returncode
-    produced = {
-        s: report["topics"].get(KafkaSettings().topic(s), {}).get("acknowledged", 0)
-        for s in STREAMS
-    }
+    produced = {s: report["topics"].get(kafka.topic(s), {}).get("acknowledged", 0) for s in STREAMS}
     lake = lake_counts(lake_uri)
     print()
     print(summary_table(produced, lake, job_summary))

@@ -45,8 +45,9 @@ def fake_jars(tmp_path) -> list[Path]:
 def s3(fake_aws_credentials):
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
-        client.create_bucket(Bucket=BUCKET,
-                             CreateBucketConfiguration={"LocationConstraint": REGION})
+        client.create_bucket(
+            Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
+        )
         yield client
 
 
@@ -57,8 +58,9 @@ def fake_terraform(tmp_path: Path, monkeypatch, outputs: dict[str, str]) -> None
     cases = "".join(f"  {k}) printf '%s' '{v}';;\n" for k, v in outputs.items())
     script = bin_dir / "terraform"
     script.write_text(
-        "#!/bin/sh\nfor last; do :; done\ncase \"$last\" in\n" + cases
-        + "  *) echo \"Error: Output \\\"$last\\\" not found\" >&2; exit 1;;\nesac\n",
+        '#!/bin/sh\nfor last; do :; done\ncase "$last" in\n'
+        + cases
+        + '  *) echo "Error: Output \\"$last\\" not found" >&2; exit 1;;\nesac\n',
         encoding="utf-8",
     )
     script.chmod(0o755)
@@ -94,8 +96,13 @@ def test_the_job_imports_from_the_zip_alone(tmp_path):
         "print(emr_jobs.__file__); print(sorted(c.CONTRACTS)); print(c.LAKE.consumer_group_prefix)"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PYTHONPATH": str(bundle)}, check=False,
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(bundle)},
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     where, streams, prefix = result.stdout.splitlines()
@@ -143,7 +150,7 @@ def test_missing_jars_are_reported_with_the_command_that_resolves_them(tmp_path)
 def test_the_maven_resolved_jar_set_is_the_kafka_source_and_msk_iam_without_spark_itself():
     jars_dir = REPO_ROOT / ".cache" / "jars" / "spark"
     if not any(jars_dir.glob("*.jar")):
-        pytest.skip("jars not resolved; run `make setup`")
+        pytest.fail("jars not resolved in .cache/jars/spark; run `make setup`")
     names = [j.name for j in find_jars(jars_dir)]
     assert "spark-sql-kafka-0-10_2.12-3.5.7.jar" in names
     assert "aws-msk-iam-auth-2.3.2.jar" in names
@@ -161,8 +168,12 @@ def test_upload_puts_every_file_under_the_versioned_prefix_then_the_manifest(s3,
     base = f"artifacts/{bundle.version}/"
     assert result["uri"] == f"s3://{BUCKET}/{base}"
     assert result["skipped"] is False
-    expected = {base + "job.py", base + "emr_jobs.zip", base + "manifest.json",
-                *(base + f"jars/{j.name}" for j in fake_jars)}
+    expected = {
+        base + "job.py",
+        base + "emr_jobs.zip",
+        base + "manifest.json",
+        *(base + f"jars/{j.name}" for j in fake_jars),
+    }
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert keys == expected | {"artifacts/latest.json"}
     assert result["uploaded"][-1] == base + "manifest.json"  # written last: marks completion
@@ -213,8 +224,7 @@ def test_the_upload_command_takes_the_bucket_from_the_terraform_outputs(
     assert "already at" in capsys.readouterr().out
 
 
-def test_the_upload_command_explains_a_missing_output(s3, fake_jars, tmp_path, monkeypatch,
-                                                      capsys):
+def test_the_upload_command_explains_a_missing_output(s3, fake_jars, tmp_path, monkeypatch, capsys):
     fake_terraform(tmp_path, monkeypatch, {})
     assert artifacts.main(["upload", "--jars-dir", str(fake_jars[0].parent)]) == 2
     err = capsys.readouterr().err
@@ -228,8 +238,12 @@ def test_without_terraform_the_output_error_names_the_flag(monkeypatch, tmp_path
 
 
 def test_build_writes_the_zip_entry_and_manifest_locally(fake_jars, tmp_path):
-    assert artifacts.main(["build", "--jars-dir", str(fake_jars[0].parent),
-                           "--out", str(tmp_path / "out")]) == 0
+    assert (
+        artifacts.main(
+            ["build", "--jars-dir", str(fake_jars[0].parent), "--out", str(tmp_path / "out")]
+        )
+        == 0
+    )
     (target,) = (tmp_path / "out").iterdir()
     assert sorted(p.name for p in target.iterdir()) == ["emr_jobs.zip", "job.py", "manifest.json"]
     assert json.loads((target / "manifest.json").read_text())["version"] == target.name

@@ -142,9 +142,21 @@ def test_the_cli_passes_region_and_role_to_the_signer(fake_aws_credentials, monk
     monkeypatch.setattr(cli, "send_events", fake_send_events)
     monkeypatch.setenv("AWS_REGION", "us-east-1")  # --aws-region wins over the environment
     role = "arn:aws:iam::123456789012:role/laptop-producer"
-    code = cli.main(["--auth-mode", "msk-iam", "--bootstrap-servers", MSK_BROKERS,
-                     "--aws-region", "eu-west-2", "--role-arn", role, "--max-events", "1",
-                     "--no-progress"])
+    code = cli.main(
+        [
+            "--auth-mode",
+            "msk-iam",
+            "--bootstrap-servers",
+            MSK_BROKERS,
+            "--aws-region",
+            "eu-west-2",
+            "--role-arn",
+            role,
+            "--max-events",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     assert seen["settings"].auth_mode == "msk-iam"
     assert seen["settings"].aws_region == "eu-west-2"
@@ -170,8 +182,9 @@ def test_producer_options_without_auth_are_plaintext():
 def test_producer_options_for_msk_iam_are_sasl_ssl_oauthbearer_with_the_signer(
     fake_aws_credentials,
 ):
-    settings = KafkaSettings(bootstrap_servers=MSK_BROKERS, auth_mode="msk-iam",
-                             aws_region="eu-west-2")
+    settings = KafkaSettings(
+        bootstrap_servers=MSK_BROKERS, auth_mode="msk-iam", aws_region="eu-west-2"
+    )
     config = producer_config(settings)
     assert config["bootstrap.servers"] == MSK_BROKERS
     assert config["security.protocol"] == "SASL_SSL"
@@ -191,7 +204,9 @@ def test_producer_options_for_the_local_oauthbearer_listener_are_sasl_plaintext(
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:9093", auth_mode="oauthbearer-unsecured")
     config = producer_config(settings)
     assert (config["security.protocol"], config["sasl.mechanism"]) == (
-        "SASL_PLAINTEXT", "OAUTHBEARER")
+        "SASL_PLAINTEXT",
+        "OAUTHBEARER",
+    )
     token, expiry = config["oauth_cb"]("")
     header, claims, signature = token.split(".")
     assert signature == ""
@@ -249,7 +264,7 @@ SPARK_JARS = REPO_ROOT / ".cache" / "jars" / "spark"
 def _msk_iam_jar() -> Path:
     jars = sorted(SPARK_JARS.glob("aws-msk-iam-auth-*.jar"))
     if not jars:
-        pytest.skip(f"no aws-msk-iam-auth jar in {SPARK_JARS}; run `make setup`")
+        pytest.fail(f"no aws-msk-iam-auth jar in {SPARK_JARS}; run `make setup`")
     return jars[-1]
 
 
@@ -310,7 +325,10 @@ def _run_probe(tmp_path: Path, options: dict[str, str]) -> subprocess.CompletedP
     kafka_args = [x for k, v in options.items() if k.startswith("kafka.") for x in (k[6:], v)]
     return subprocess.run(
         [java, "-cp", classpath, str(source), "group.id", "smartcity-job-probe", *kafka_args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
