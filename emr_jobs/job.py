@@ -1,13 +1,15 @@
-"""The streaming job: five Kafka topics -> checked, deduplicated, partitioned Parquet, exactly once.
+"""The streaming job: five Kafka topics -> checked, deduplicated Iceberg tables, exactly once.
 
-Run locally through ``python -m scripts.run_job`` (which adds the Kafka jars and a local master),
-or on EMR through ``spark-submit`` (``scripts/emr_steps.py``). Settings come from the
-environment (see README, "Settings"); command-line flags override the most common ones.
+Run locally through ``python -m scripts.run_job`` (which adds the jars and a local master), or on
+EMR through ``spark-submit`` (``scripts/emr_steps.py``). Settings come from the environment (see
+README, "Settings"); command-line flags override the most common ones.
 
-Per stream it runs two file-sink queries, each with its own checkpoint:
-``<lake>/data/<stream>/date=…/hour=…/`` and ``<lake>/quarantine/<stream>/date=…/``. The file
-sink commits a batch's files and its Kafka offsets together (``_spark_metadata`` + checkpoint),
-so a restart after a crash neither loses nor repeats a row.
+One query reads the five topics once. Each micro-batch is persisted, parsed and checked once per
+stream (``emr_jobs.transforms``), and written by :class:`BatchWriter` to eleven Iceberg tables:
+``<stream>``, ``<stream>_quarantine`` and ``duplicates``. Every append is tagged with the query
+and batch id (``emr_jobs.iceberg.CommitLog``), so a batch replayed after a crash skips the tables
+it already wrote: every record lands exactly once. Nothing is dropped for being late, and there
+is no watermark a bad clock could push into the future.
 """
 
 from __future__ import annotations
@@ -15,40 +17,60 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+from urllib.parse import unquote, urlparse
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS, Contract
+from emr_jobs.iceberg import (
+    CommitLog,
+    check_catalog,
+    ensure_tables,
+    spark_catalog_conf,
+    table_specs,
+)
 from emr_jobs.kafka_options import KafkaSettings, spark_kafka_options
-from emr_jobs.settings import JobSettings, SettingsError
-from emr_jobs.sink_log import committed_uris, interrupted_batches, is_data_file
+from emr_jobs.settings import JobSettings, SettingsError, duration_seconds
 from emr_jobs.transforms import (
-    deduplicate,
+    EventTimeBounds,
     parse_events,
+    split_duplicates,
+    to_duplicate_rows,
     to_lake_rows,
     to_quarantine_rows,
     validate,
+    with_ingest_time,
 )
 
 log = logging.getLogger("emr_jobs.job")
+
+#: Test hook: the process dies (as if killed) right after this many table commits.
+CRASH_AFTER_COMMITS_ENV = "JOB_TEST_CRASH_AFTER_COMMITS"
 
 
 # --- read --------------------------------------------------------------------------------------
 
 
 def read_kafka(
-    spark: SparkSession, kafka: KafkaSettings, job: JobSettings, stream: str
+    spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Sequence[str]
 ) -> DataFrame:
+    """One Kafka source over the streams' topics: each record is read once."""
     reader = (
         spark.readStream.format("kafka")
         .options(**spark_kafka_options(kafka))
-        .option("subscribe", kafka.topic(stream))
+        .option("subscribe", ",".join(kafka.topic(s) for s in streams))
         .option("startingOffsets", job.starting_offsets)
         .option("failOnDataLoss", "true")
     )
@@ -64,11 +86,12 @@ class KafkaUnavailable(RuntimeError):
 def check_kafka(
     spark: SparkSession, kafka: KafkaSettings, streams: Sequence[str], timeout_seconds: int = 20
 ) -> None:
-    """Fail within seconds, before any query starts, if the brokers or topics are not there.
+    """Fail within seconds, before the query starts, if the brokers or topics are not there.
 
     Uses the JVM Kafka AdminClient with the very options the Kafka source gets, so it also
     proves the MSK IAM login. Without it, an unreachable broker keeps the source retrying for
-    minutes, and a missing topic (auto-creation is off) makes a query wait forever.
+    minutes, and a missing topic (auto-creation is off) makes the query wait forever. Creating
+    the client is inside the ``try``: a host name that does not resolve fails right there.
     """
     jvm = spark.sparkContext._jvm
     props = jvm.java.util.Properties()
@@ -78,18 +101,18 @@ def check_kafka(
     props.setProperty("request.timeout.ms", str(timeout_seconds * 1000))
     props.setProperty("default.api.timeout.ms", str(timeout_seconds * 1000))
     seconds = jvm.java.util.concurrent.TimeUnit.SECONDS
-    admin = jvm.org.apache.kafka.clients.admin.AdminClient.create(props)
+    admin = None
     try:
-        try:
-            names = set(admin.listTopics().names().get(timeout_seconds, seconds))
-        except Exception as err:  # noqa: BLE001 - py4j wraps the Java exception
-            cause = _root_cause(err)
-            raise KafkaUnavailable(
-                f"cannot reach Kafka at {kafka.bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS, "
-                f"auth {kafka.auth_mode}) within {timeout_seconds}s: {cause}"
-            ) from None
+        admin = jvm.org.apache.kafka.clients.admin.AdminClient.create(props)
+        names = set(admin.listTopics().names().get(timeout_seconds, seconds))
+    except Exception as err:  # noqa: BLE001 - py4j wraps the Java exception
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {kafka.bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS, "
+            f"auth {kafka.auth_mode}) within {timeout_seconds}s: {_root_cause(err)}"
+        ) from None
     finally:
-        admin.close()
+        if admin is not None:
+            admin.close()
     missing = [
         f"{kafka.topic(s)} ({CONTRACTS[s].topic_env})"
         for s in streams
@@ -103,153 +126,225 @@ def check_kafka(
 
 
 def _root_cause(err: Exception) -> str:
-    """The innermost Java exception of a py4j error, e.g. Kafka's TimeoutException text."""
+    """The innermost Java exception of a py4j error, e.g. Kafka's ConfigException text."""
     java = getattr(err, "java_exception", None)
     while java is not None and java.getCause() is not None:
         java = java.getCause()
-    text = java.toString() if java is not None else str(err).splitlines()[0]
+    text = java.toString() if java is not None else (str(err).strip().splitlines() or [""])[0]
     return text[:300]
-
-
-# --- start-up hygiene ---------------------------------------------------------------------------
-
-
-class _HadoopFs:
-    """The few Hadoop FileSystem calls the job needs, for any lake URI (file, s3a, s3)."""
-
-    def __init__(self, spark: SparkSession, uri: str) -> None:
-        self.jvm = spark.sparkContext._jvm
-        self.Path = self.jvm.org.apache.hadoop.fs.Path
-        self.fs = self.Path(uri).getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-
-    def names(self, uri: str) -> list[str]:
-        path = self.Path(uri)
-        if not self.fs.exists(path):
-            return []
-        return [status.getPath().getName() for status in self.fs.listStatus(path)]
-
-    def read(self, uri: str) -> str:
-        stream = self.fs.open(self.Path(uri))
-        try:
-            return self.jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-        finally:
-            stream.close()
-
-    def files(self, uri: str) -> list[str]:
-        path = self.Path(uri)
-        if not self.fs.exists(path):
-            return []
-        found, listing = [], self.fs.listFiles(path, True)
-        while listing.hasNext():
-            found.append(listing.next().getPath().toString())
-        return found
-
-    def delete(self, uri: str) -> None:
-        self.fs.delete(self.Path(uri), False)
-
-
-def _path_part(uri: str) -> str:
-    from urllib.parse import unquote, urlparse
-
-    return unquote(urlparse(uri).path).rstrip("/")
-
-
-def remove_uncommitted_files(spark: SparkSession, job: JobSettings, stream: str, area: str) -> int:
-    """Delete data files a crashed batch left behind; returns how many.
-
-    Spark's file sink writes a batch's files, then lists them in ``_spark_metadata``. A driver
-    killed in between leaves files that no log lists. Spark ignores them and rewrites the batch
-    on restart, but readers that list folders (Athena, Glue, a DuckDB glob) would count those
-    rows twice. This runs only when the checkpoint shows an interrupted batch (``offsets/N``
-    without ``commits/N``), and only touches ``part-*.parquet`` files the log does not list.
-    The job must be the lake's only writer (``scripts/emr_steps.py submit`` refuses a second).
-    """
-    checkpoint = job.path(LAKE.checkpoints_prefix, stream, area)
-    table = job.path(area, stream)
-    fs = _HadoopFs(spark, table)
-    if not interrupted_batches(
-        fs.names(f"{checkpoint}/offsets"), fs.names(f"{checkpoint}/commits")
-    ):
-        return 0
-    log_dir = f"{table}/_spark_metadata"
-    committed = {
-        _path_part(u)
-        for u in committed_uris(fs.names(log_dir), lambda n: fs.read(f"{log_dir}/{n}"))
-    }
-    removed = 0
-    for uri in fs.files(table):
-        name = uri.rsplit("/", 1)[-1]
-        if "/_spark_metadata/" in uri or not is_data_file(name) or _path_part(uri) in committed:
-            continue
-        fs.delete(uri)
-        removed += 1
-        crc = uri[: -len(name)] + f".{name}.crc"  # the local filesystem's checksum, if any
-        fs.delete(crc)
-    if removed:
-        log.warning("%s:%s removed %d files of an interrupted batch", stream, area, removed)
-    return removed
 
 
 # --- write -------------------------------------------------------------------------------------
 
 
-def _trigger(job: JobSettings) -> dict[str, object]:
-    if job.trigger == "availableNow":
-        return {"availableNow": True}
-    return {"processingTime": job.trigger_interval}
+@dataclass
+class StreamTotals:
+    """What became of the records of one stream: ``read = written + quarantined + duplicates``."""
 
+    read: int = 0
+    written: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    late: int = 0
 
-def write_parquet(
-    rows: DataFrame, job: JobSettings, area: str, stream: str, partition_by: Sequence[str]
-) -> StreamingQuery:
-    return (
-        rows.writeStream.format("parquet")
-        .queryName(f"{stream}:{area}")
-        .outputMode("append")
-        .option("path", job.path(area, stream))
-        .option("checkpointLocation", job.path(LAKE.checkpoints_prefix, stream, area))
-        .partitionBy(*partition_by)
-        .trigger(**_trigger(job))
-        .start()
-    )
-
-
-def start_stream(
-    spark: SparkSession, kafka: KafkaSettings, job: JobSettings, contract: Contract
-) -> list[StreamingQuery]:
-    checked = validate(
-        parse_events(read_kafka(spark, kafka, job, contract.stream), contract), contract
-    )
-    valid = deduplicate(to_lake_rows(checked, contract), contract, job.watermark_delay)
-    invalid = to_quarantine_rows(checked)
-    return [
-        write_parquet(
-            valid,
-            job,
-            LAKE.data_prefix,
-            contract.stream,
-            [c["name"] for c in LAKE.partition_columns],
-        ),
-        write_parquet(
-            invalid,
-            job,
-            LAKE.quarantine_prefix,
-            contract.stream,
-            [c["name"] for c in LAKE.quarantine_partition_columns],
-        ),
-    ]
-
-
-# --- progress, metrics, summary ------------------------------------------------------------------
+    def add(self, other: StreamTotals) -> None:
+        for name in ("read", "written", "quarantined", "duplicates", "late"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass
-class StreamTotals:
-    input_rows: int = 0
+class Progress:
+    """Totals per stream, batch timings and the Kafka lag, for logs, metrics and the summary."""
+
+    totals: dict[str, StreamTotals] = field(default_factory=dict)
     batches: int = 0
-    duplicates_dropped: int = 0
-    late_rows_dropped: int = 0
+    batch_seconds: list[float] = field(default_factory=list)
     offsets_behind_latest: int | None = None
+    last_log: float = 0.0
+
+    def stream(self, name: str) -> StreamTotals:
+        return self.totals.setdefault(name, StreamTotals())
+
+
+def _minute_ranges(minutes: Sequence[datetime], pad: timedelta) -> list[tuple[datetime, datetime]]:
+    """Merge the batch's event minutes into a few padded [start, end) ranges."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for minute in sorted(minutes):
+        start, end = minute - pad, minute + timedelta(minutes=1) + pad
+        if ranges and start <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(end, ranges[-1][1]))
+        else:
+            ranges.append((start, end))
+    if len(ranges) > 32:  # keep the pushed-down filter small: one span instead
+        ranges = [(ranges[0][0], ranges[-1][1])]
+    return ranges
+
+
+def _within(column: str, ranges: Sequence[tuple[datetime, datetime]]) -> Column:
+    return reduce(
+        lambda a, b: a | b,
+        [(F.col(column) >= F.lit(a)) & (F.col(column) < F.lit(b)) for a, b in ranges],
+    )
+
+
+class BatchWriter:
+    """The ``foreachBatch`` function: one persisted batch -> every table, each exactly once."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        kafka: KafkaSettings,
+        job: JobSettings,
+        streams: Sequence[str],
+        progress: Progress,
+        contracts: dict[str, Contract] | None = None,
+    ) -> None:
+        self.spark = spark
+        self.job = job
+        self.streams = list(streams)
+        self.topics = {s: kafka.topic(s) for s in streams}
+        self.contracts = contracts or CONTRACTS
+        self.progress = progress
+        self.bounds = EventTimeBounds(
+            max_future_seconds=duration_seconds(job.max_future),
+            floor=job.event_time_floor.replace("T", " ").removesuffix("Z"),
+        )
+        self.late_after = timedelta(seconds=duration_seconds(job.late_after))
+        #: Newest valid event time written per stream: an event this far behind it is late.
+        self.high_water: dict[str, datetime | None] = {}
+        self.dedupe_pad = timedelta(seconds=duration_seconds(job.dedupe_window))
+        self.query_id: str | None = None
+        self.started = threading.Event()
+        self.commits: CommitLog | None = None
+        self.commit_count = 0
+        crash = os.environ.get(CRASH_AFTER_COMMITS_ENV, "").strip()
+        self.crash_after = int(crash) if crash else None
+
+    def start(self, query_id: str) -> None:
+        self.query_id = query_id
+        self.started.set()
+
+    def _after_commit(self, table: str, batch_id: int) -> None:
+        self.commit_count += 1
+        if self.crash_after is not None and self.commit_count >= self.crash_after:
+            log.warning("%s: dying after commit %d (%s, batch %d)",
+                        CRASH_AFTER_COMMITS_ENV, self.commit_count, table, batch_id)
+            os._exit(17)
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        self.started.wait()
+        if self.commits is None:
+            assert self.query_id is not None
+            self.commits = CommitLog(
+                self.spark, self.job, self.query_id, LAKE.tables(self.streams), self._after_commit
+            ).load()
+        began = time.monotonic()
+        if not self.high_water:
+            self.high_water = self._newest_event_times()
+        stamp = self.spark.createDataFrame([(datetime.now(UTC),)], "ingestTime timestamp")
+        raw = batch.persist(StorageLevel.MEMORY_AND_DISK)
+        cached: list[DataFrame] = [raw]
+        removed: list[DataFrame] = []
+        counts: dict[str, StreamTotals] = {}
+        try:
+            for stream in self.streams:
+                counts[stream], dup = self._write_stream(raw, stream, batch_id, stamp, cached)
+                if dup is not None:
+                    removed.append(dup)
+            if removed:
+                dups = reduce(DataFrame.unionByName, removed).persist()
+                cached.append(dups)
+                per_stream = {
+                    r["stream"]: r["count"] for r in dups.groupBy("stream").count().collect()
+                }
+                if per_stream:
+                    self.commits.append(
+                        LAKE.duplicates_table, batch_id, with_ingest_time(dups, stamp)
+                    )
+                for stream, n in per_stream.items():
+                    counts[stream].duplicates = n
+                    counts[stream].written -= n
+        finally:
+            for frame in cached:
+                frame.unpersist()
+        self._record(batch_id, counts, time.monotonic() - began)
+
+    def _write_stream(
+        self, raw: DataFrame, stream: str, batch_id: int, stamp: DataFrame, cached: list
+    ) -> tuple[StreamTotals, DataFrame | None]:
+        contract = self.contracts[stream]
+        checked = validate(
+            parse_events(raw.where(F.col("topic") == self.topics[stream]), contract),
+            contract,
+            self.bounds,
+        ).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(checked)
+        valid = F.col("reason").isNull()
+        event_time = F.col(f"event.{contract.event_time_field}")
+        newest = self.high_water.get(stream)
+        late_before = self.spark.createDataFrame(
+            [(None if newest is None else newest - self.late_after,)], "lateBefore timestamp"
+        )
+        stats = (
+            checked.crossJoin(F.broadcast(late_before))
+            .agg(
+                F.count(F.lit(1)).alias("read"),
+                F.count(F.when(valid, 1)).alias("valid"),
+                F.count(F.when(valid & (event_time < F.col("lateBefore")), 1)).alias("late"),
+                F.max(F.when(valid, event_time)).alias("newest"),
+                F.collect_set(F.when(valid, F.date_trunc("minute", event_time))).alias("minutes"),
+            )
+            .first()
+        )
+        if stats["newest"] is not None and (newest is None or stats["newest"] > newest):
+            self.high_water[stream] = stats["newest"]
+        totals = StreamTotals(
+            read=stats["read"],
+            written=stats["valid"],
+            quarantined=stats["read"] - stats["valid"],
+            late=stats["late"],
+        )
+        duplicates = None
+        if totals.written:
+            rows = to_lake_rows(checked, contract)
+            table = LAKE.data_table(stream)
+            ranges = _minute_ranges(stats["minutes"], self.dedupe_pad)
+            written = (
+                self.spark.table(self.job.table(table))
+                .where(_within(contract.event_time_field, ranges))
+                .select(contract.id_field, "kafkaTopic", "kafkaPartition", "kafkaOffset")
+            )
+            keep, dup = split_duplicates(rows, written, contract)
+            self.commits.append(table, batch_id, with_ingest_time(keep, stamp))
+            duplicates = to_duplicate_rows(dup, contract)
+        if totals.quarantined:
+            self.commits.append(
+                LAKE.quarantine_table(stream),
+                batch_id,
+                with_ingest_time(to_quarantine_rows(checked), stamp),
+            )
+        return totals, duplicates
+
+    def _newest_event_times(self) -> dict[str, datetime | None]:
+        """Each stream's newest event time already in the lake (Iceberg answers from metadata)."""
+        newest = {}
+        for stream in self.streams:
+            column = self.contracts[stream].event_time_field
+            table = self.job.table(LAKE.data_table(stream))
+            newest[stream] = self.spark.table(table).agg(F.max(column)).first()[0]
+        return newest
+
+    def _record(self, batch_id: int, counts: dict[str, StreamTotals], seconds: float) -> None:
+        self.progress.batches += 1
+        self.progress.batch_seconds.append(seconds)
+        for stream, totals in counts.items():
+            self.progress.stream(stream).add(totals)
+        read = sum(t.read for t in counts.values())
+        if read:
+            log.debug("batch %d: %d records in %.2fs", batch_id, read, seconds)
+
+
+# --- progress, metrics, summary ------------------------------------------------------------------
 
 
 def offsets_behind_latest(progress: dict) -> int | None:
@@ -263,29 +358,8 @@ def offsets_behind_latest(progress: dict) -> int | None:
     return max(behind) if behind else None
 
 
-@dataclass
-class Progress:
-    """Totals per query name (``<stream>:<area>``) from Spark's progress events."""
-
-    totals: dict[str, StreamTotals] = field(default_factory=dict)
-    last_log: float = 0.0
-
-    def record(self, progress: dict) -> None:
-        totals = self.totals.setdefault(progress["name"], StreamTotals())
-        totals.batches += 1
-        totals.input_rows += int(progress.get("numInputRows", 0))
-        for op in progress.get("stateOperators", []):
-            totals.late_rows_dropped += int(op.get("numRowsDroppedByWatermark", 0))
-            totals.duplicates_dropped += int(
-                op.get("customMetrics", {}).get("numDroppedDuplicateRows", 0)
-            )
-        behind = offsets_behind_latest(progress)
-        if behind is not None:
-            totals.offsets_behind_latest = behind
-
-
 class ProgressListener(StreamingQueryListener):
-    """Logs a line per stream every ``every`` seconds and publishes the lag metric if asked."""
+    """Logs a progress line every ``every`` seconds and publishes the lag metric if asked."""
 
     def __init__(
         self, progress: Progress, every: float = 10.0, publish: bool = False, region: str = ""
@@ -300,21 +374,12 @@ class ProgressListener(StreamingQueryListener):
 
     def onQueryProgress(self, event) -> None:  # noqa: N802
         doc = json.loads(event.progress.json)
-        self.progress.record(doc)
-        late = sum(
-            int(op.get("numRowsDroppedByWatermark", 0)) for op in doc.get("stateOperators", [])
-        )
-        if late:
-            log.warning(
-                "%s: batch %s dropped %d rows older than the watermark (JOB_WATERMARK_DELAY); "
-                "see README, 'Watermark and JOB_MAX_OFFSETS_PER_TRIGGER'",
-                doc.get("name"),
-                doc.get("batchId"),
-                late,
-            )
-        if self.publish:
+        behind = offsets_behind_latest(doc)
+        if behind is not None:
+            self.progress.offsets_behind_latest = behind
+        if self.publish and behind is not None:
             try:
-                publish_lag_metric(doc, self.region)
+                publish_lag_metric(behind, self.region)
             except Exception as err:  # noqa: BLE001 - metrics must never stop the job
                 # A missing boto3 or a CloudWatch outage is reported once, not per batch.
                 self.publish = False
@@ -329,30 +394,27 @@ class ProgressListener(StreamingQueryListener):
 
     def onQueryTerminated(self, event) -> None:  # noqa: N802
         if event.exception:
-            log.error("query %s failed: %s", event.id, event.exception)
+            log.error("query %s failed: %s", event.id, event.exception.splitlines()[0])
 
 
 def format_progress_line(progress: Progress) -> str:
-    parts = []
+    parts = [f"batches={progress.batches}"]
+    if progress.offsets_behind_latest is not None:
+        parts.append(f"behind={progress.offsets_behind_latest}")
     for name, t in sorted(progress.totals.items()):
-        lag = "" if t.offsets_behind_latest is None else f" behind={t.offsets_behind_latest}"
-        parts.append(f"{name} rows={t.input_rows} batches={t.batches}{lag}")
+        parts.append(
+            f"{name} read={t.read} written={t.written} quarantined={t.quarantined} "
+            f"duplicates={t.duplicates} late={t.late}"
+        )
     return "; ".join(parts)
 
 
-def publish_lag_metric(progress: dict, region: str) -> None:
-    """``MaxOffsetsBehindLatest`` per stream to CloudWatch (the alarm in infra/ watches it).
+def publish_lag_metric(behind: int, region: str) -> None:
+    """``MaxOffsetsBehindLatest`` of the job's one Kafka source to CloudWatch (infra/ alarms on it).
 
     Spark's Kafka source commits no consumer-group offsets, so MSK's own lag metrics stay
     empty for this job; this is the metric the lag alarm uses.
     """
-    name = progress.get("name") or ""
-    stream, _, area = name.partition(":")
-    if area != LAKE.data_prefix:
-        return
-    behind = offsets_behind_latest(progress)
-    if behind is None:
-        return
     import boto3
 
     boto3.client("cloudwatch", region_name=region or None).put_metric_data(
@@ -360,7 +422,7 @@ def publish_lag_metric(progress: dict, region: str) -> None:
         MetricData=[
             {
                 "MetricName": LAKE.lag_metric,
-                "Dimensions": [{"Name": LAKE.metrics_dimension, "Value": stream}],
+                "Dimensions": [{"Name": LAKE.metrics_dimension, "Value": "all"}],
                 "Value": float(behind),
                 "Unit": "Count",
             }
@@ -368,25 +430,16 @@ def publish_lag_metric(progress: dict, region: str) -> None:
     )
 
 
-def summary(progress: Progress) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for stream in STREAMS:
-        data = progress.totals.get(f"{stream}:{LAKE.data_prefix}", StreamTotals())
-        bad = progress.totals.get(f"{stream}:{LAKE.quarantine_prefix}", StreamTotals())
-        out[stream] = {
-            "read": data.input_rows,
-            "quarantined_read": bad.input_rows,
-            "duplicates_dropped": data.duplicates_dropped,
-            "late_rows_dropped": data.late_rows_dropped,
-        }
-    return out
+def summary(progress: Progress, streams: Sequence[str] = STREAMS) -> dict[str, dict[str, int]]:
+    """Per stream: read, written, quarantined, duplicates (the three add up to read) and late."""
+    return {s: vars(progress.totals.get(s, StreamTotals())).copy() for s in streams}
 
 
 # --- main ----------------------------------------------------------------------------------------
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Smart City streaming job (Kafka -> Parquet lake)")
+    parser = argparse.ArgumentParser(description="Smart City streaming job (Kafka -> Iceberg lake)")
     parser.add_argument("--lake-uri", help="lake root: file://, s3a:// or s3:// [LAKE_URI]")
     parser.add_argument("--bootstrap-servers", help="[KAFKA_BOOTSTRAP_SERVERS]")
     parser.add_argument("--auth-mode", help="none | msk-iam [KAFKA_AUTH_MODE]")
@@ -426,36 +479,69 @@ def settings_from(args: argparse.Namespace) -> tuple[KafkaSettings, JobSettings,
 
 
 def build_session(job: JobSettings) -> SparkSession:
-    return (
+    builder = (
         SparkSession.builder.appName("smartcity-streaming-job")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(job.shuffle_partitions))
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
-        .getOrCreate()
+        # Constraint inference over the validation plan's hundreds of expressions takes the
+        # optimizer tens of seconds whenever a join sits on top (measured: 25 s per plan).
+        .config("spark.sql.constraintPropagation.enabled", "false")
     )
+    for key, value in spark_catalog_conf(job).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def prepare_lake(spark: SparkSession, job: JobSettings, streams: Sequence[str]) -> None:
+    """Open the catalog and create or evolve the tables before the first batch."""
+    parsed = urlparse(job.lake_uri)
+    if parsed.scheme == "file":
+        os.makedirs(unquote(parsed.path), exist_ok=True)
+    check_catalog(spark, job)
+    ensure_tables(spark, job, table_specs(streams))
+
+
+def _trigger(job: JobSettings) -> dict[str, object]:
+    if job.trigger == "availableNow":
+        return {"availableNow": True}
+    return {"processingTime": job.trigger_interval}
+
+
+def start_query(
+    spark: SparkSession, kafka: KafkaSettings, job: JobSettings, writer: BatchWriter
+) -> StreamingQuery:
+    query = (
+        read_kafka(spark, kafka, job, writer.streams)
+        .writeStream.queryName("lake")
+        .foreachBatch(writer)
+        .option("checkpointLocation", job.checkpoint_location)
+        .trigger(**_trigger(job))
+        .start()
+    )
+    writer.start(str(query.id))
+    return query
 
 
 def run(
     spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Sequence[str]
 ) -> Progress:
     progress = Progress()
-    if job.remove_uncommitted_files:
-        for stream in streams:
-            for area in (LAKE.data_prefix, LAKE.quarantine_prefix):
-                remove_uncommitted_files(spark, job, stream, area)
     spark.streams.addListener(
         ProgressListener(progress, publish=job.publish_metrics, region=kafka.aws_region)
     )
-    queries = [q for s in streams for q in start_stream(spark, kafka, job, CONTRACTS[s])]
+    writer = BatchWriter(spark, kafka, job, streams, progress)
+    query = start_query(spark, kafka, job, writer)
     log.info(
-        "started %d queries for %s; lake %s; trigger %s",
-        len(queries),
-        ", ".join(streams),
+        "reading %s into the %s catalog (%s, lake %s); trigger %s",
+        ", ".join(kafka.topic(s) for s in streams),
+        job.catalog,
+        job.database,
         job.lake_uri,
-        job.trigger,
+        job.trigger if job.trigger == "availableNow" else job.trigger_interval,
     )
 
-    stopping = {"signal": None}
+    stopping: dict[str, int | None] = {"signal": None}
 
     def on_signal(signum, _frame):
         stopping["signal"] = signum
@@ -463,29 +549,29 @@ def run(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     deadline = time.monotonic() + job.timeout_seconds if job.timeout_seconds else None
     try:
-        while any(q.isActive for q in queries):
-            for q in queries:
-                if q.exception() is not None:
-                    raise RuntimeError(f"query {q.name} failed: {q.exception()}")
+        # Spark's own wait, one second at a time so a signal or the deadline is noticed.
+        while not query.awaitTermination(1):
             if stopping["signal"] is not None:
-                log.info(
-                    "signal %s: stopping queries after their current batch", stopping["signal"]
-                )
+                log.info("signal %s: stopping after the current batch", stopping["signal"])
                 break
             if deadline is not None and time.monotonic() > deadline:
-                log.info("JOB_TIMEOUT_SECONDS reached: stopping queries")
+                log.info("JOB_TIMEOUT_SECONDS reached: stopping")
                 break
-            time.sleep(0.5)
+    except Exception:  # noqa: BLE001 - the query's own exception is reported below
+        pass
     finally:
-        for q in queries:
-            if q.isActive:
-                q.stop()
+        if query.isActive:
+            query.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    for q in queries:
-        if q.exception() is not None:
-            raise RuntimeError(f"query {q.name} failed: {q.exception()}")
+    error = query.exception()
+    if error is not None:
+        raise QueryFailed(str(error.desc).strip().splitlines()[0][:500])
     return progress
+
+
+class QueryFailed(RuntimeError):
+    """The streaming query stopped with an error (the message is its first line)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -504,13 +590,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         check_kafka(spark, kafka, streams)
-    except KafkaUnavailable as err:
+        prepare_lake(spark, job, streams)
+        progress = run(spark, kafka, job, streams)
+    except (KafkaUnavailable, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         spark.stop()
         return 2
-    progress = run(spark, kafka, job, streams)
-    result = summary(progress)
-    log.info("summary after %.1fs: %s", time.monotonic() - started, format_progress_line(progress))
+    except QueryFailed as err:
+        print(f"error: the streaming query failed: {err}", file=sys.stderr)
+        spark.stop()
+        return 1
+    result = summary(progress, streams)
+    totals = StreamTotals()
+    for t in progress.totals.values():
+        totals.add(t)
+    log.info(
+        "summary after %.1fs, %d batches: read %d = written %d + quarantined %d + duplicates %d "
+        "(late, written anyway: %d)",
+        time.monotonic() - started,
+        progress.batches,
+        totals.read,
+        totals.written,
+        totals.quarantined,
+        totals.duplicates,
+        totals.late,
+    )
     # One machine-readable line for operators and scripts.
     print("JOB_SUMMARY " + json.dumps(result, sort_keys=True), flush=True)
     spark.stop()

@@ -112,6 +112,14 @@ def default_lake_uri() -> str:
 _LAKE_SCHEMES = ("file", "s3", "s3a")
 TRIGGERS = ("processingTime", "availableNow")
 STARTING_OFFSETS = ("earliest", "latest")
+#: LAKE_CATALOG: ``jdbc`` is Iceberg's JDBC catalog on a SQLite file (local runs, compose, any
+#: S3-compatible store); ``glue`` is the AWS Glue Data Catalog (EMR).
+CATALOGS = ("jdbc", "glue")
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+
+
+def _scheme(uri: str) -> str:
+    return uri.split("://", 1)[0] if "://" in uri else ""
 
 
 @dataclass(frozen=True)
@@ -119,27 +127,60 @@ class JobSettings:
     """Settings of the Spark job (environment variable in brackets)."""
 
     lake_uri: str = ""  # [LAKE_URI] file://, s3a:// or s3:// URI of the lake root
+    catalog: str = "jdbc"  # [LAKE_CATALOG] jdbc | glue
+    catalog_uri: str = ""  # [LAKE_CATALOG_URI] jdbc:sqlite:<file>; default <lake>/catalog.db
+    database: str = "smartcity"  # [LAKE_DATABASE] Iceberg namespace / Glue database
     trigger: str = "processingTime"  # [JOB_TRIGGER] processingTime | availableNow
     trigger_interval: str = "10 seconds"  # [JOB_TRIGGER_INTERVAL]
-    watermark_delay: str = "2 minutes"  # [JOB_WATERMARK_DELAY]
+    dedupe_window: str = "2 minutes"  # [JOB_DEDUPE_WINDOW] repeats of an id this close are one
+    late_after: str = "2 minutes"  # [JOB_LATE_AFTER] this far behind the newest: counted late
+    max_future: str = "5 minutes"  # [JOB_MAX_FUTURE] event time this far past Kafka's: quarantine
+    event_time_floor: str = "2000-01-01T00:00:00Z"  # [JOB_EVENT_TIME_FLOOR] earlier: quarantine
     max_offsets_per_trigger: int | None = None  # [JOB_MAX_OFFSETS_PER_TRIGGER] unset = no cap
     starting_offsets: str = "earliest"  # [JOB_STARTING_OFFSETS] earliest | latest
     shuffle_partitions: int = 4  # [JOB_SHUFFLE_PARTITIONS]
     publish_metrics: bool = False  # [JOB_PUBLISH_METRICS] CloudWatch lag metric (AWS mode)
     timeout_seconds: int | None = None  # [JOB_TIMEOUT_SECONDS] stop a continuous run after this
-    remove_uncommitted_files: bool = True  # [JOB_REMOVE_UNCOMMITTED_FILES] after a crash
 
     def __post_init__(self) -> None:
         if not self.lake_uri:
             object.__setattr__(self, "lake_uri", default_lake_uri())
-        scheme = self.lake_uri.split("://", 1)[0] if "://" in self.lake_uri else ""
-        if scheme not in _LAKE_SCHEMES:
+        if _scheme(self.lake_uri) not in _LAKE_SCHEMES:
             raise SettingsError(
                 f"LAKE_URI must start with file://, s3a:// or s3://; got {self.lake_uri!r}"
             )
+        check_choice("LAKE_CATALOG", self.catalog, CATALOGS)
+        if self.catalog == "jdbc":
+            if not self.catalog_uri:
+                if _scheme(self.lake_uri) != "file":
+                    raise SettingsError(
+                        "LAKE_CATALOG_URI is required when LAKE_CATALOG=jdbc and the lake is not "
+                        "a file:// URI (the SQLite catalog is a local file), e.g. "
+                        "jdbc:sqlite:/var/lib/smartcity/catalog.db"
+                    )
+                local = self.lake_uri.rstrip("/").removeprefix("file://")
+                object.__setattr__(self, "catalog_uri", f"jdbc:sqlite:{local}/catalog.db")
+            if not self.catalog_uri.startswith("jdbc:sqlite:") or len(self.catalog_uri) <= 12:
+                raise SettingsError(
+                    "LAKE_CATALOG_URI must look like jdbc:sqlite:/path/to/catalog.db; "
+                    f"got {self.catalog_uri!r}"
+                )
+        elif _scheme(self.lake_uri) == "file":
+            raise SettingsError("LAKE_CATALOG=glue needs an s3:// LAKE_URI")
+        if not re.match(r"^[a-z_][a-z0-9_]*$", self.database):
+            raise SettingsError(
+                f"LAKE_DATABASE must be lower-case letters, digits and _; got {self.database!r}"
+            )
         check_choice("JOB_TRIGGER", self.trigger, TRIGGERS)
         check_duration("JOB_TRIGGER_INTERVAL", self.trigger_interval)
-        check_duration("JOB_WATERMARK_DELAY", self.watermark_delay)
+        check_duration("JOB_DEDUPE_WINDOW", self.dedupe_window)
+        check_duration("JOB_LATE_AFTER", self.late_after)
+        check_duration("JOB_MAX_FUTURE", self.max_future)
+        if not _TIMESTAMP.match(self.event_time_floor):
+            raise SettingsError(
+                "JOB_EVENT_TIME_FLOOR must look like 2000-01-01T00:00:00Z; "
+                f"got {self.event_time_floor!r}"
+            )
         check_choice("JOB_STARTING_OFFSETS", self.starting_offsets, STARTING_OFFSETS)
         if self.max_offsets_per_trigger is not None:
             check_range("JOB_MAX_OFFSETS_PER_TRIGGER", self.max_offsets_per_trigger, 1, None)
@@ -152,17 +193,35 @@ class JobSettings:
         env = os.environ if env is None else env
         return cls(
             lake_uri=env_str(env, "LAKE_URI", ""),
+            catalog=env_str(env, "LAKE_CATALOG", "jdbc"),
+            catalog_uri=env_str(env, "LAKE_CATALOG_URI", ""),
+            database=env_str(env, "LAKE_DATABASE", "smartcity"),
             trigger=env_str(env, "JOB_TRIGGER", "processingTime"),
             trigger_interval=env_str(env, "JOB_TRIGGER_INTERVAL", "10 seconds"),
-            watermark_delay=env_str(env, "JOB_WATERMARK_DELAY", "2 minutes"),
+            dedupe_window=env_str(env, "JOB_DEDUPE_WINDOW", "2 minutes"),
+            late_after=env_str(env, "JOB_LATE_AFTER", "2 minutes"),
+            max_future=env_str(env, "JOB_MAX_FUTURE", "5 minutes"),
+            event_time_floor=env_str(env, "JOB_EVENT_TIME_FLOOR", "2000-01-01T00:00:00Z"),
             max_offsets_per_trigger=env_int(env, "JOB_MAX_OFFSETS_PER_TRIGGER", None, minimum=1),
             starting_offsets=env_str(env, "JOB_STARTING_OFFSETS", "earliest"),
             shuffle_partitions=env_int(env, "JOB_SHUFFLE_PARTITIONS", 4, minimum=1),
             publish_metrics=env_bool(env, "JOB_PUBLISH_METRICS", False),
             timeout_seconds=env_int(env, "JOB_TIMEOUT_SECONDS", None, minimum=1),
-            remove_uncommitted_files=env_bool(env, "JOB_REMOVE_UNCOMMITTED_FILES", True),
         )
 
-    def path(self, area: str, stream: str, *rest: str) -> str:
-        """``<lake>/<area>/<stream>/...`` with area one of data, quarantine, checkpoints."""
-        return "/".join([self.lake_uri.rstrip("/"), area, stream, *rest])
+    @property
+    def checkpoint_location(self) -> str:
+        from emr_jobs.contracts import LAKE
+
+        return LAKE.checkpoint_location(self.lake_uri)
+
+    def table_location(self, table: str) -> str:
+        from emr_jobs.contracts import LAKE
+
+        return LAKE.table_location(self.lake_uri, table)
+
+    def table(self, name: str) -> str:
+        """The Spark identifier of one lake table: ``lake.<database>.<name>``."""
+        from emr_jobs.contracts import LAKE
+
+        return f"{LAKE.catalog}.{self.database}.{name}"

@@ -1,19 +1,22 @@
-"""Pure DataFrame -> DataFrame transforms of the job. No I/O: each works on a batch DataFrame
-in tests and on a streaming DataFrame in the job.
+"""Pure DataFrame -> DataFrame transforms of the job. No I/O: the job applies them to each
+micro-batch inside ``foreachBatch``; tests apply them to small batch DataFrames.
 
-    kafka rows ─ parse_events ─ validate ─┬─ to_lake_rows ─ deduplicate ─► data/<stream>/
-                                          └─ to_quarantine_rows ───────► quarantine/<stream>/
+    kafka rows ─ parse_events ─ validate ─┬─ to_lake_rows ─ split_duplicates ─┬─► <stream>
+                                          │                                   └─► duplicates
+                                          └─ to_quarantine_rows ──────► <stream>_quarantine
 
 Every rule comes from the stream's contract (``emr_jobs.contracts``), and each reason is
-worded exactly as ``Contract.violations`` words it; a test holds the two to each other.
+worded exactly as ``Contract.violations`` words it; a test holds the two to each other. The
+event-time bounds (``EventTimeBounds``) are the job's own rules on top of the contract.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -28,6 +31,7 @@ _SPARK_TYPES: dict[str, T.DataType] = {
     "double": T.DoubleType(),
     "timestamp": T.TimestampType(),
     "boolean": T.BooleanType(),
+    "binary": T.BinaryType(),
     "location": T.StructType(
         [
             T.StructField("latitude", T.DoubleType(), True),
@@ -75,7 +79,9 @@ def parse_events(kafka_rows: DataFrame, contract: Contract) -> DataFrame:
     )
     return kafka_rows.select(
         raw.alias("rawValue"),
-        F.col("key").cast("string").alias("rawKey"),
+        F.col("value").alias("rawBytes"),
+        # Java's decoder replaces invalid UTF-8 with U+FFFD, so the text column stays readable.
+        F.decode(F.col("key"), "UTF-8").alias("rawKey"),
         F.col("topic").alias("kafkaTopic"),
         F.col("partition").alias("kafkaPartition"),
         F.col("offset").alias("kafkaOffset"),
@@ -142,15 +148,50 @@ def _field_rules(f: Field) -> list[Column]:
     return rules
 
 
-def _maybe_bad(contract: Contract) -> Column:
+@dataclass(frozen=True)
+class EventTimeBounds:
+    """The job's event-time rules: an event outside them goes to quarantine, never to a table.
+
+    ``max_future_seconds``: how far the event time may lie after the Kafka record time (clock
+    skew); ``floor``: the earliest event time accepted (``yyyy-MM-dd HH:mm:ss``, UTC). Both are
+    relative to data in the record, so a replayed batch classifies every record the same way.
+    """
+
+    max_future_seconds: int
+    floor: str
+    max_future_setting: str = "JOB_MAX_FUTURE"
+    floor_setting: str = "JOB_EVENT_TIME_FLOOR"
+
+    def rules(self, contract: Contract) -> list[Column]:
+        event_time = F.col(f"event.{contract.event_time_field}")
+        name = contract.event_time_field
+        future = event_time > F.col("kafkaTimestamp") + F.expr(
+            f"INTERVAL {self.max_future_seconds} SECONDS"
+        )
+        early = event_time < F.to_timestamp(F.lit(self.floor))
+        return [
+            F.when(
+                future,
+                F.lit(
+                    f"{name}: more than {self.max_future_seconds}s after the Kafka record time "
+                    f"({self.max_future_setting})"
+                ),
+            ),
+            F.when(early, F.lit(f"{name}: before {self.floor} UTC ({self.floor_setting})")),
+        ]
+
+
+def _maybe_bad(contract: Contract, bounds: EventTimeBounds | None = None) -> Column:
     """A cheap test that is true for every event some rule rejects (and for a few that pass).
 
     Valid events, nearly all of them, stop here; only the rest pay for the exact reasons.
     """
     conditions = [
         F.col(f"event.{CORRUPT}").isNotNull(),  # some field could not be converted
-        F.col("event.schemaVersion") != contract.version,
+        F.col("event.schemaVersion") > contract.version,
     ]
+    if bounds is not None:
+        conditions.extend(rule.isNotNull() for rule in bounds.rules(contract))
     strings = [re.escape(f.name) for f in contract.fields if f.type == "string"]
     if strings:  # one scan for a non-string token after any string field's key
         conditions.append(F.col("rawValue").rlike(f'"(?:{"|".join(strings)})"\\s*:\\s*[^"\\s]'))
@@ -176,66 +217,118 @@ def _maybe_bad(contract: Contract) -> Column:
     return reduce(lambda a, b: a | b, [F.coalesce(c, F.lit(False)) for c in conditions])
 
 
-def validate(parsed: DataFrame, contract: Contract) -> DataFrame:
-    """Adds ``reason``: null for a valid event, else every broken rule joined by ``; ``."""
+def validate(
+    parsed: DataFrame, contract: Contract, bounds: EventTimeBounds | None = None
+) -> DataFrame:
+    """Adds ``reason``: null for a valid event, else every broken rule joined by ``; ``.
+
+    Events written against an older version of the contract are valid (a contract only ever
+    gains optional fields); a newer ``schemaVersion`` than the job's contract is quarantined.
+    """
     rules = [rule for f in contract.fields for rule in _field_rules(f)]
     version = F.col("event.schemaVersion")
     rules.append(
         F.when(
-            version.isNotNull() & (version != contract.version),
-            F.lit(f"schemaVersion: expected {contract.version}"),
+            version > contract.version,
+            F.concat(
+                F.lit("schemaVersion: "),
+                version.cast("string"),
+                F.lit(f" is newer than this job's contract ({contract.version})"),
+            ),
         )
     )
+    if bounds is not None:
+        rules.extend(bounds.rules(contract))
     field_reasons = F.concat_ws("; ", F.array(*rules))
     reason = (
         F.when(F.col("rawValue").isNull(), F.lit("empty value"))
         .when(F.col("rawFields").isNull(), F.lit("malformed JSON: not a JSON object"))
-        .when(_maybe_bad(contract), F.when(field_reasons != "", field_reasons))
+        .when(_maybe_bad(contract, bounds), F.when(field_reasons != "", field_reasons))
     )
     return parsed.withColumn("reason", reason)
 
 
+KAFKA_COORDINATES = ("kafkaTopic", "kafkaPartition", "kafkaOffset")
+
+
 def to_lake_rows(checked: DataFrame, contract: Contract) -> DataFrame:
-    """Valid events as lake rows: contract fields, Kafka coordinates, ingest time, partitions."""
-    event_time = F.col(contract.event_time_field)
+    """Valid events as lake rows: contract fields and Kafka coordinates (no ingest time yet)."""
     metadata = [c["name"] for c in LAKE.metadata_columns if c["name"] != "ingestTime"]
-    return (
-        checked.where(F.col("reason").isNull())
-        .select(*[F.col(f"event.{name}").alias(name) for name in contract.field_names], *metadata)
-        .withColumn("ingestTime", F.current_timestamp())
-        .withColumn("date", F.date_format(event_time, "yyyy-MM-dd"))
-        .withColumn("hour", F.hour(event_time))
+    return checked.where(F.col("reason").isNull()).select(
+        *[F.col(f"event.{name}").alias(name) for name in contract.field_names], *metadata
     )
-
-
-def deduplicate(rows: DataFrame, contract: Contract, watermark_delay: str) -> DataFrame:
-    """Drops repeats of an event id that arrive within the event-time watermark.
-
-    On a batch DataFrame (tests, backfills) there is no watermark: every repeat is dropped.
-    """
-    if not rows.isStreaming:
-        return rows.dropDuplicates([contract.id_field])
-    return rows.withWatermark(
-        contract.event_time_field, watermark_delay
-    ).dropDuplicatesWithinWatermark([contract.id_field])
 
 
 def to_quarantine_rows(checked: DataFrame) -> DataFrame:
-    """Failed records: raw value and key, the reason, Kafka coordinates; partitioned by date."""
+    """Failed records: the exact bytes, readable text, the reason and the Kafka coordinates."""
+    columns = [c["name"] for c in LAKE.quarantine_columns if c["name"] != "ingestTime"]
     return (
         checked.where(F.col("reason").isNotNull())
-        .withColumn("ingestTime", F.current_timestamp())
-        .select(
-            *[c["name"] for c in LAKE.quarantine_columns],
-            F.date_format("kafkaTimestamp", "yyyy-MM-dd").alias("date"),
-        )
+        .withColumn("rawValue", F.decode(F.col("rawBytes"), "UTF-8"))
+        .select(*columns)
     )
 
 
+def split_duplicates(
+    rows: DataFrame, written: DataFrame, contract: Contract
+) -> tuple[DataFrame, DataFrame]:
+    """(rows to write, rows removed as duplicates), both deterministic for a replayed batch.
+
+    ``written`` holds the id and Kafka coordinates of rows already in the table around the
+    batch's event times. A row is a duplicate when an earlier batch wrote its id from another
+    record, or when the batch holds its id more than once and it is not the copy with the
+    lowest Kafka coordinates. A row in ``written`` with the row's own coordinates is the row
+    itself (a replay after the table was committed), never a duplicate of it.
+    """
+    key = contract.id_field
+    seen = written.select(
+        F.col(key).alias("_seenId"), *[F.col(c).alias(f"_seen_{c}") for c in KAFKA_COORDINATES]
+    )
+    same_record = reduce(
+        lambda a, b: a & b, [F.col(c) == F.col(f"_seen_{c}") for c in KAFKA_COORDINATES]
+    )
+    matches_earlier = (F.col(key) == F.col("_seenId")) & ~same_record
+    ranked = rows.withColumn(
+        "_copy", F.row_number().over(Window.partitionBy(key).orderBy(*KAFKA_COORDINATES))
+    )
+    earlier = ranked.join(seen, on=matches_earlier, how="left_semi")
+    fresh = ranked.join(seen, on=matches_earlier, how="left_anti")
+    keep = fresh.where(F.col("_copy") == 1).drop("_copy")
+    removed = earlier.unionByName(fresh.where(F.col("_copy") > 1)).drop("_copy")
+    return keep, removed
+
+
+def to_duplicate_rows(removed: DataFrame, contract: Contract) -> DataFrame:
+    """Rows removed as duplicates, in the shape of the shared ``duplicates`` table."""
+    return removed.select(
+        F.lit(contract.stream).alias("stream"),
+        F.col(contract.id_field).alias("eventId"),
+        F.col(contract.event_time_field).alias("eventTime"),
+        *[c["name"] for c in LAKE.duplicate_columns if c["name"].startswith("kafka")],
+    )
+
+
+def with_ingest_time(rows: DataFrame, stamp: DataFrame) -> DataFrame:
+    """Adds ``ingestTime`` from a one-row frame rather than a literal.
+
+    A per-batch literal (``current_timestamp()`` or ``lit(now)``) is inlined into the generated
+    code, so Spark would compile every plan anew each batch; a value read from a broadcast row
+    leaves the generated code the same from batch to batch.
+    """
+    return rows.crossJoin(F.broadcast(stamp.select("ingestTime")))
+
+
 def lake_columns(contract: Contract) -> list[str]:
-    """Column order of a stream's data table (contract fields, metadata, partitions)."""
-    return [
-        *contract.field_names,
-        *[c["name"] for c in LAKE.metadata_columns],
-        *[c["name"] for c in LAKE.partition_columns],
-    ]
+    """Column order of a stream's data table (contract fields, then metadata)."""
+    return [*contract.field_names, *[c["name"] for c in LAKE.metadata_columns]]
+
+
+def table_columns(contract: Contract | None, kind: str) -> list[tuple[str, str]]:
+    """(name, contract type) of every column of a table: kind is data, quarantine or duplicates."""
+    if kind == "data":
+        assert contract is not None
+        return [(f.name, f.type) for f in contract.fields] + [
+            (c["name"], c["type"]) for c in LAKE.metadata_columns
+        ]
+    columns = LAKE.quarantine_columns if kind == "quarantine" else LAKE.duplicate_columns
+    return [(c["name"], c["type"]) for c in columns]

@@ -26,6 +26,9 @@ locals {
     { for s, c in local.contracts : c.topic_env => c.default_topic },
   )
 
+  # Glue names allow no hyphens: smartcity_dev. The job's LAKE_DATABASE (emr_job_environment).
+  glue_database_name = replace(local.name, "-", "_")
+
   ecr_repository_name = local.name
   ecs_log_group_name  = "/ecs/${local.name}"
   emr_log_prefix      = "emr"
@@ -46,9 +49,8 @@ module "network" {
 module "s3" {
   source = "./modules/s3"
 
-  name                       = local.name
-  force_destroy              = var.force_destroy
-  quarantine_expiration_days = var.quarantine_expiration_days
+  name          = local.name
+  force_destroy = var.force_destroy
 
   tags = local.tags
 }
@@ -85,6 +87,8 @@ module "iam" {
   logs_bucket_arn      = module.s3.logs_bucket_arn
   emr_log_prefix       = local.emr_log_prefix
   s3_kms_key_arn       = module.s3.kms_key_arn
+  glue_database_name   = local.glue_database_name
+  glue_table_names     = module.glue.table_names
   ecr_repository_name  = local.ecr_repository_name
   ecs_log_group_name   = local.ecs_log_group_name
 
@@ -100,6 +104,7 @@ module "emr" {
   service_role_arn        = module.iam.emr_service_role_arn
   instance_profile_arn    = module.iam.emr_instance_profile_arn
   log_uri                 = "s3://${module.s3.logs_bucket_name}/${local.emr_log_prefix}/"
+  lake_bucket_name        = module.s3.lake_bucket_name
   kms_key_arn             = module.s3.kms_key_arn
   tls_certificates_s3_uri = "s3://${module.s3.artifacts_bucket_name}/${var.emr.tls_certificates_key}"
   master_instance_type    = var.emr.master_instance_type
@@ -149,11 +154,13 @@ module "ecs" {
 module "glue" {
   source = "./modules/glue"
 
-  name                       = replace(local.name, "-", "_")
+  name                       = local.glue_database_name
   streams                    = local.streams
   lake_bucket_name           = module.s3.lake_bucket_name
   athena_results_bucket_name = module.s3.logs_bucket_name
   kms_key_arn                = module.s3.kms_key_arn
+  optimizer_role_arn         = module.iam.glue_optimizer_role_arn
+  maintenance                = var.lake_maintenance
   force_destroy              = var.force_destroy
 
   tags = local.tags
@@ -163,7 +170,6 @@ module "observability" {
   source = "./modules/observability"
 
   name                            = local.name
-  streams                         = local.streams
   msk_cluster_name                = module.msk.cluster_name
   msk_broker_count                = module.msk.cluster_broker_count
   emr_cluster_id                  = module.emr.cluster_id

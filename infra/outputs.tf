@@ -24,7 +24,7 @@ output "kafka_topic_names" {
 }
 
 output "lake_bucket_name" {
-  description = "Name of the lake bucket."
+  description = "Name of the lake bucket: the Iceberg tables under tables/<table>/, the job's checkpoints under checkpoints/."
   value       = module.s3.lake_bucket_name
 }
 
@@ -52,6 +52,8 @@ output "emr_job_environment" {
   description = "Environment the EMR step passes to the job (read by emr_jobs/settings.py and emr_jobs/kafka_options.py)."
   value = merge(local.kafka_environment, {
     LAKE_URI            = "s3://${module.s3.lake_bucket_name}"
+    LAKE_CATALOG        = "glue"
+    LAKE_DATABASE       = local.glue_database_name
     JOB_PUBLISH_METRICS = "true"
   })
 }
@@ -93,13 +95,23 @@ output "ecs_topics_admin_run_task_command" {
 }
 
 output "glue_database_name" {
-  description = "Glue database with one table per stream (and <stream>_quarantine)."
+  description = "Glue database of the Iceberg tables (<stream>, <stream>_quarantine, duplicates); LAKE_DATABASE for the job."
   value       = module.glue.database_name
 }
 
+output "glue_table_names" {
+  description = "Every Iceberg table the job writes, each kept by Glue table optimizers (compaction, snapshot expiry, orphan files)."
+  value       = module.glue.table_names
+}
+
 output "athena_workgroup_name" {
-  description = "Athena workgroup to query the lake with."
+  description = "Athena workgroup to query the lake with (results encrypted with the lake's KMS key)."
   value       = module.glue.athena_workgroup_name
+}
+
+output "athena_named_query_ids" {
+  description = "Saved Athena queries in that workgroup, by name (latest_vehicle_positions, average_speed_per_hour, ...)."
+  value       = module.glue.athena_named_query_ids
 }
 
 output "alarms_sns_topic_arn" {

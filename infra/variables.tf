@@ -106,10 +106,15 @@ variable "log_retention_days" {
   default     = 365
 }
 
-variable "quarantine_expiration_days" {
-  description = "Days quarantined records are kept in the lake."
-  type        = number
-  default     = 90
+variable "lake_maintenance" {
+  description = "Glue table optimizers on every Iceberg table (what `python -m scripts.lake maintain` does locally): enabled; snapshots expire after snapshot_retention_days (the reach of time travel) but at least snapshots_to_retain (10 or more) are kept; unreferenced files are deleted after orphan_file_retention_days; compaction runs whenever enabled."
+  type = object({
+    enabled                    = optional(bool, true)
+    snapshot_retention_days    = optional(number, 7)
+    snapshots_to_retain        = optional(number, 10)
+    orphan_file_retention_days = optional(number, 3)
+  })
+  default = {}
 }
 
 variable "force_destroy" {

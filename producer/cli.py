@@ -10,10 +10,13 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
-from dataclasses import replace
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import NoReturn
 
+from emr_jobs.contracts import CONTRACTS, STREAMS
 from emr_jobs.kafka_options import KafkaSettings, msk_iam_token_callback
 from emr_jobs.settings import SettingsError
 from producer.kafka_producer import DeliveryReport, ProducerError, send_events
@@ -22,19 +25,68 @@ from producer.settings import ProducerSettings
 log = logging.getLogger("producer")
 
 
+#: Each flag overrides one environment variable. Flags are laid over the environment and the
+#: settings read from the result, so a flag and its variable are checked by the same code; an
+#: error about a variable the user set with a flag names the flag instead.
+FLAG_ENV = {
+    "--vehicles": "SIM_VEHICLES",
+    "--seed": "SIM_SEED",
+    "--start-time": "SIM_START_TIME",
+    "--pace": "SIM_PACE",
+    "--speedup": "SIM_SPEEDUP",
+    "--max-events": "SIM_MAX_EVENTS",
+    "--late-fraction": "SIM_LATE_FRACTION",
+    "--duplicate-fraction": "SIM_DUPLICATE_FRACTION",
+    "--delivery-timeout": "PRODUCER_DELIVERY_TIMEOUT_SECONDS",
+    "--bootstrap-servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "--auth-mode": "KAFKA_AUTH_MODE",
+    "--aws-region": "AWS_REGION",
+    "--aws-profile": "AWS_PROFILE",
+    "--role-arn": "MSK_IAM_ROLE_ARN",
+}
+
+EPILOG = f"""\
+settings without a flag (environment only):
+  {", ".join(CONTRACTS[s].topic_env for s in STREAMS)}   topic names
+  SIM_TICK_SECONDS=5                   simulated seconds between a vehicle's readings
+  PRODUCER_CONNECT_TIMEOUT_SECONDS=5   give up on an unreachable broker after this long
+  PRODUCER_FLUSH_TIMEOUT_SECONDS=30    how long the final flush may take; the rest fails
+  KAFKA_CLIENT_ID=smartcity
+
+exit codes: 0 every event acknowledged; 1 some delivery failed; 2 wrong settings or
+unreachable broker (one `error:` line names the setting)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a wrong flag is one ``error:`` line like every other wrong setting."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="smartcity-producer",
         description="Simulate vehicles driving London -> Birmingham; send their events to Kafka.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--vehicles", type=int, help="1..10000 [SIM_VEHICLES=5]")
     p.add_argument("--seed", type=int, help="same seed, same events [SIM_SEED=42]")
-    p.add_argument("--start-time", help="simulated start, ISO-8601 UTC [SIM_START_TIME]")
+    p.add_argument(
+        "--start-time", help="simulated start, ISO-8601, UTC if no offset [SIM_START_TIME]"
+    )
     p.add_argument("--pace", choices=["max", "realtime"], help="[SIM_PACE=max]")
     p.add_argument("--speedup", type=float, help="realtime: simulated s per wall s [SIM_SPEEDUP=1]")
     p.add_argument("--max-events", type=int, help="stop after N events [SIM_MAX_EVENTS]")
     p.add_argument("--late-fraction", type=float, help="0..1 [SIM_LATE_FRACTION=0]")
     p.add_argument("--duplicate-fraction", type=float, help="0..1 [SIM_DUPLICATE_FRACTION=0]")
+    p.add_argument(
+        "--delivery-timeout",
+        type=float,
+        help="seconds an event may wait for the broker's acknowledgement, retries included, "
+        "before it counts as failed; >= 1 [PRODUCER_DELIVERY_TIMEOUT_SECONDS=30]",
+    )
     p.add_argument("--bootstrap-servers", help="[KAFKA_BOOTSTRAP_SERVERS=localhost:9092]")
     p.add_argument(
         "--auth-mode",
@@ -49,33 +101,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def settings_from(args: argparse.Namespace) -> tuple[KafkaSettings, ProducerSettings]:
-    kafka = KafkaSettings.from_env()
-    kafka = replace(
-        kafka,
-        bootstrap_servers=args.bootstrap_servers or kafka.bootstrap_servers,
-        auth_mode=args.auth_mode or kafka.auth_mode,
-        aws_region=args.aws_region or kafka.aws_region,
-    )
-    sim = ProducerSettings.from_env()
-    overrides = {
-        "vehicles": args.vehicles,
-        "seed": args.seed,
-        "pace": args.pace,
-        "speedup": args.speedup,
-        "max_events": args.max_events,
-        "late_fraction": args.late_fraction,
-        "duplicate_fraction": args.duplicate_fraction,
-    }
-    if args.start_time:
-        text = args.start_time.replace("Z", "+00:00")
-        try:
-            start = datetime.fromisoformat(text)
-        except ValueError:
-            raise SettingsError(f"--start-time must be ISO-8601, got {args.start_time!r}") from None
-        overrides["start_time"] = start if start.tzinfo else start.replace(tzinfo=UTC)
-    sim = replace(sim, **{k: v for k, v in overrides.items() if v is not None})
-    return kafka, sim
+def environment_with_flags(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment with every given flag laid over its variable, and variable -> flag."""
+    env = dict(os.environ if environ is None else environ)
+    given: dict[str, str] = {}
+    for flag, variable in FLAG_ENV.items():
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if value is None:
+            continue
+        if flag == "--start-time":
+            value = _utc_if_naive(value)
+        env[variable] = str(value)
+        given[variable] = flag
+    return env, given
+
+
+def _utc_if_naive(text: str) -> str:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text  # the settings reject it, naming the flag
+    return text if parsed.tzinfo else parsed.replace(tzinfo=UTC).isoformat()
+
+
+def name_flags(message: str, given: Mapping[str, str]) -> str:
+    """Replace each variable the user set with a flag by that flag in an error message."""
+    for variable, flag in given.items():
+        message = re.sub(rf"\b{variable}\b", flag, message)
+    return message
+
+
+def settings_from(env: Mapping[str, str]) -> tuple[KafkaSettings, ProducerSettings]:
+    return KafkaSettings.from_env(env), ProducerSettings.from_env(env)
 
 
 def report_dict(report: DeliveryReport) -> dict[str, object]:
@@ -95,14 +154,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     args = build_parser().parse_args(argv)
+    env, given = environment_with_flags(args)
     try:
-        kafka, sim = settings_from(args)
+        kafka, sim = settings_from(env)
         token_callback = None
         if kafka.auth_mode == "msk-iam":
             token_callback = msk_iam_token_callback(
                 kafka.aws_region,
-                aws_profile=args.aws_profile or os.environ.get("AWS_PROFILE", ""),
-                role_arn=args.role_arn or os.environ.get("MSK_IAM_ROLE_ARN", ""),
+                aws_profile=env.get("AWS_PROFILE", ""),
+                role_arn=env.get("MSK_IAM_ROLE_ARN", ""),
             )
         from producer.simulator import SimulationOptions, simulate
 
@@ -115,13 +175,6 @@ def main(argv: list[str] | None = None) -> int:
             late_fraction=sim.late_fraction,
             duplicate_fraction=sim.duplicate_fraction,
         )
-        log.info(
-            "simulating %d vehicles (seed %d, pace %s) -> %s",
-            sim.vehicles,
-            sim.seed,
-            sim.pace,
-            kafka.bootstrap_servers,
-        )
         report = send_events(
             simulate(options),
             kafka,
@@ -129,12 +182,21 @@ def main(argv: list[str] | None = None) -> int:
             speedup=sim.speedup,
             flush_timeout=sim.flush_timeout_seconds,
             connect_timeout=sim.connect_timeout_seconds,
+            delivery_timeout=sim.delivery_timeout_seconds,
             token_callback=token_callback,
             progress_total=sim.max_events,
             show_progress=False if args.no_progress else None,
+            # Logged once connected, so a wrong setting stays a single `error:` line.
+            on_connected=lambda: log.info(
+                "simulating %d vehicles (seed %d, pace %s) -> %s",
+                sim.vehicles,
+                sim.seed,
+                sim.pace,
+                kafka.bootstrap_servers,
+            ),
         )
     except (SettingsError, ProducerError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {name_flags(str(err), given)}", file=sys.stderr)
         return 2
     print(report.table())
     if args.report_json:

@@ -8,7 +8,9 @@ what it could not deliver is reported as failed.
 from __future__ import annotations
 
 import logging
+import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -19,7 +21,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from emr_jobs.contracts import STREAMS
+from emr_jobs.contracts import CONTRACTS, STREAMS
 from emr_jobs.kafka_options import KafkaSettings, TokenCallback, producer_config
 
 log = logging.getLogger("producer")
@@ -133,16 +135,85 @@ def check_connection(producer: Producer, settings: KafkaSettings, timeout: float
     try:
         metadata = producer.list_topics(timeout=timeout)
     except KafkaException as err:
+        reason = _unreachable_reason(settings.bootstrap_servers) or (
+            err.args[0].str() if err.args else str(err)
+        )
         raise ProducerError(
             f"cannot reach Kafka at {settings.bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS) "
-            f"within {timeout:.0f}s: {err.args[0].str() if err.args else err}"
+            f"within {timeout:.0f}s: {reason}"
         ) from None
-    missing = [settings.topic(s) for s in STREAMS if settings.topic(s) not in metadata.topics]
+    missing = [s for s in STREAMS if settings.topic(s) not in metadata.topics]
     if missing:
+        names = ", ".join(f"{settings.topic(s)} ({CONTRACTS[s].topic_env})" for s in missing)
         raise ProducerError(
-            f"topics missing on {settings.bootstrap_servers}: {', '.join(missing)}; "
-            "create them with `python -m scripts.topics create`"
+            f"topics missing on {settings.bootstrap_servers}: {names}; "
+            "create them with `python -m scripts.topics create` or set the variable"
         )
+
+
+def _unreachable_reason(bootstrap_servers: str) -> str | None:
+    """Why no bootstrap server answers, in plain words, or None when a TCP connection works.
+
+    librdkafka's own reason ("Broker transport failure") does not tell a misspelt host from a
+    closed port, and its detailed log lines would arrive one per retry.
+    """
+    reasons = []
+    for hostport in bootstrap_servers.split(","):
+        host, _, port = hostport.strip().rpartition(":")
+        try:
+            infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            reasons.append(f"host {host!r} does not resolve")
+            continue
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(2.0)
+            try:
+                sock.connect(address)
+            except ConnectionRefusedError:
+                reasons.append(f"nothing listens on {host}:{port} (connection refused)")
+            except OSError as err:
+                reasons.append(f"{host}:{port}: {err.strerror or err}")
+            else:
+                return None  # TCP works: the failure is past the socket (TLS, auth, protocol)
+    return "; ".join(reasons)
+
+
+class RepeatFilter(logging.Filter):
+    """Lets a librdkafka log line through once per ``window`` seconds.
+
+    While a broker is down, librdkafka logs the same connection failure on every reconnect
+    attempt, several times a second. The first one is shown; repeats within the window are
+    counted and reported with the next one shown. Numbers (timings) are ignored when comparing.
+    """
+
+    def __init__(self, window: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        self.seen: dict[str, tuple[float, int]] = {}  # shape -> (last shown, repeats since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        shape = re.sub(r"\d+", "#", record.getMessage())
+        now = self.clock()
+        shown = self.seen.get(shape)
+        if shown is not None and now - shown[0] < self.window:
+            self.seen[shape] = (shown[0], shown[1] + 1)
+            return False
+        if shown is not None and shown[1]:
+            record.msg = f"{record.getMessage()} ({shown[1]} like it suppressed since the last)"
+            record.args = ()
+        if len(self.seen) > 1000:
+            self.seen.clear()
+        self.seen[shape] = (now, 0)
+        return True
+
+
+def quiet_client_logs(logger_name: str = "producer.librdkafka") -> None:
+    """Install :class:`RepeatFilter` on the client's logger (once)."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+        logger.addFilter(RepeatFilter())
 
 
 class _Stop:
@@ -164,23 +235,33 @@ def send_events(
     speedup: float = 1.0,
     flush_timeout: float = 30.0,
     connect_timeout: float = 5.0,
+    delivery_timeout: float | None = None,
     token_callback: TokenCallback | None = None,
     config_overrides: Mapping[str, object] | None = None,
     serialize: Callable[[dict], bytes] | None = None,
     progress_total: int | None = None,
     show_progress: bool | None = None,
+    on_connected: Callable[[], object] | None = None,
 ) -> DeliveryReport:
     """Produce every event (``.stream``, ``.key``, ``.payload``, ``.emit_time``) to its topic.
 
-    SIGINT/SIGTERM stop the loop; what was produced is still flushed and counted.
+    ``delivery_timeout`` (seconds; None keeps ``producer_config``'s) bounds how long an event
+    may wait for its acknowledgement, retries included, before it is counted as failed.
+    ``on_connected`` runs once the broker answered and every topic exists, before the first
+    event. SIGINT/SIGTERM stop the loop; what was produced is still flushed and counted.
     """
     if serialize is None:
         from producer.wire import to_json_bytes as serialize
     report = DeliveryReport()
-    producer = Producer(
-        producer_config(settings, token_callback=token_callback, overrides=config_overrides)
-    )
+    config = producer_config(settings, token_callback=token_callback)
+    if delivery_timeout is not None:
+        config["message.timeout.ms"] = int(delivery_timeout * 1000)
+    config.update(config_overrides or {})
+    quiet_client_logs()
+    producer = Producer(config)
     check_connection(producer, settings, connect_timeout)
+    if on_connected is not None:
+        on_connected()
     topic_of = {s: settings.topic(s) for s in STREAMS}
     counts = {s: report.counts(topic_of[s]) for s in STREAMS}
     stop = _Stop()

@@ -27,6 +27,9 @@ class ProducerSettings:
     duplicate_fraction: float = 0.0  # [SIM_DUPLICATE_FRACTION] 0..1
     flush_timeout_seconds: float = 30.0  # [PRODUCER_FLUSH_TIMEOUT_SECONDS]
     connect_timeout_seconds: float = 5.0  # [PRODUCER_CONNECT_TIMEOUT_SECONDS]
+    #: [PRODUCER_DELIVERY_TIMEOUT_SECONDS] how long an event may wait for the broker's
+    #: acknowledgement, retries included (librdkafka ``message.timeout.ms``); then it fails.
+    delivery_timeout_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         check_range("SIM_VEHICLES", self.vehicles, 1, 10_000)
@@ -37,6 +40,7 @@ class ProducerSettings:
             check_range("SIM_MAX_EVENTS", self.max_events, 1, None)
         check_range("SIM_LATE_FRACTION", self.late_fraction, 0.0, 1.0)
         check_range("SIM_DUPLICATE_FRACTION", self.duplicate_fraction, 0.0, 1.0)
+        check_range("PRODUCER_DELIVERY_TIMEOUT_SECONDS", self.delivery_timeout_seconds, 1.0, None)
         if self.start_time.tzinfo is None:
             raise SettingsError(
                 "SIM_START_TIME must include a UTC offset, e.g. 2026-01-05T08:00:00Z"
@@ -68,4 +72,5 @@ class ProducerSettings:
             connect_timeout_seconds=env_float(
                 env, "PRODUCER_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.5
             ),
+            delivery_timeout_seconds=env_float(env, "PRODUCER_DELIVERY_TIMEOUT_SECONDS", 30.0),
         )

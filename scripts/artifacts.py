@@ -10,7 +10,9 @@ What EMR gets (and nothing else: the cluster's private subnets have no internet)
     ``emr_jobs.zip``   the job package with its contracts (``*.json``), for ``--py-files``
     ``jars/*.jar``     the jars Maven resolved from ``local/maven/spark/pom.xml`` into
                        ``.cache/jars/spark``: the Kafka source with its runtime dependencies
-                       and ``aws-msk-iam-auth``
+                       and ``aws-msk-iam-auth``. Never Iceberg or the SQLite driver: those
+                       (``local/maven/iceberg``, ``.cache/jars/iceberg``) serve local runs;
+                       EMR uses its own Iceberg with the Glue catalog
     ``manifest.json``  what is there, with sizes and SHA-256s; written last, so its presence
                        means the upload is complete
 ``s3://<bucket>/artifacts/latest.json``
@@ -50,6 +52,9 @@ ENTRY_NAME = "job.py"
 #: Jars the job cannot run without on MSK; the build refuses to ship a set that lacks one.
 REQUIRED_JARS = ("spark-sql-kafka-0-10_", "spark-token-provider-kafka-0-10_", "kafka-clients-",
                  "aws-msk-iam-auth-")
+#: Local-only jars (the Iceberg runtime and the JDBC catalog's SQLite driver) that EMR must not
+#: get even if they land in the jars folder: a second Iceberg beside EMR's own breaks the catalog.
+LOCAL_ONLY_JARS = ("iceberg-spark-runtime-", "sqlite-jdbc-")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same zip bytes
 
 
@@ -92,7 +97,8 @@ def job_zip(package: Path = JOB_PACKAGE) -> bytes:
 
 
 def find_jars(jars_dir: Path = SPARK_JARS_DIR) -> list[Path]:
-    jars = sorted(Path(jars_dir).glob("*.jar"))
+    """The jars to stage for EMR: every jar of ``jars_dir`` except :data:`LOCAL_ONLY_JARS`."""
+    jars = sorted(j for j in Path(jars_dir).glob("*.jar") if not j.name.startswith(LOCAL_ONLY_JARS))
     missing = [p for p in REQUIRED_JARS if not any(j.name.startswith(p) for j in jars)]
     if missing:
         raise ArtifactsError(

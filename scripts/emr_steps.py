@@ -6,16 +6,20 @@
     python -m scripts.emr_steps logs [--step-id s-…]
 
 Every AWS name is a flag; a flag left out is read from the Terraform outputs of ``infra/``
-(``emr_cluster_id``, ``artifacts_bucket_name``, ``lake_uri``, ``msk_cluster_arn``, ``aws_region``).
+(``emr_cluster_id``, ``artifacts_bucket_name``, ``lake_uri``, ``glue_database_name``,
+``msk_cluster_arn``, ``aws_region``).
 The job is never a Terraform ``step`` block: that would replace the cluster.
 
 ``submit`` adds one ``command-runner.jar`` step that runs ``spark-submit --deploy-mode cluster``
 with the jars, ``--py-files`` and entry script of an upload of ``scripts.artifacts`` (the latest
 by default), Python 3.11 (``spark.pyspark.python``), and the job's settings: bootstrap brokers
-(``BootstrapBrokerStringSaslIam`` of ``kafka.get_bootstrap_brokers``), the ``s3://`` lake,
-trigger and auth mode as job flags; region, topics and ``JOB_PUBLISH_METRICS`` as driver
-environment (``spark.yarn.appMasterEnv.*``). It refuses while a step of the same name is
-pending or running: two queries on one checkpoint would fail each other.
+(``BootstrapBrokerStringSaslIam`` of ``kafka.get_bootstrap_brokers``), trigger and auth mode as
+job flags; region, topics, ``JOB_PUBLISH_METRICS`` and the lake (``LAKE_URI``,
+``LAKE_CATALOG=glue``, ``LAKE_DATABASE=<Glue database>``, which the job validates together) as
+driver environment (``spark.yarn.appMasterEnv.*``). No Iceberg jar is shipped: the cluster's own
+Iceberg (``iceberg-defaults`` in infra/modules/emr) serves the ``lake`` catalog. It refuses while
+a step of the same name is pending or running: two queries on one checkpoint would fail each
+other.
 
 ``stop`` cancels the step. In cluster mode, cancelling a running step ends only the
 ``spark-submit`` client, not the driver in YARN, so for a running step ``stop`` also adds a
@@ -43,6 +47,8 @@ JOB_NAME = "smartcity-streaming-job"
 #: EMR 7.x ships Python 3.9 (the default) and 3.11; the job is built and tested on 3.11.
 EMR_PYTHON = "/usr/bin/python3.11"
 ACTIVE_STATES = ("PENDING", "RUNNING", "CANCEL_PENDING")
+#: On EMR the lake's Iceberg catalog is the Glue Data Catalog (tables made by infra/modules/glue).
+LAKE_CATALOG = "glue"
 
 
 class StepError(RuntimeError):
@@ -63,6 +69,7 @@ class JobStep:
     lake_uri: str
     bootstrap_servers: str
     region: str
+    database: str  # LAKE_DATABASE: the Glue database Terraform creates (output glue_database_name)
     trigger: str = "processingTime"  # processingTime | availableNow
     trigger_interval: str = "10 seconds"
     python: str = EMR_PYTHON
@@ -80,8 +87,8 @@ class JobStep:
         if not self.artifacts_uri.startswith("s3://") or not self.artifacts_uri.endswith("/"):
             raise SettingsError(f"artifacts_uri must be s3://…/ ; got {self.artifacts_uri!r}")
         # The job would reject these at start-up, minutes later in YARN: reject them now.
-        JobSettings(lake_uri=self.lake_uri, trigger=self.trigger,
-                    trigger_interval=self.trigger_interval)
+        JobSettings(lake_uri=self.lake_uri, catalog=LAKE_CATALOG, database=self.database,
+                    trigger=self.trigger, trigger_interval=self.trigger_interval)
         KafkaSettings(bootstrap_servers=self.bootstrap_servers, auth_mode="msk-iam",
                       aws_region=self.region, topics=self.topics)
 
@@ -92,7 +99,10 @@ class JobStep:
         """Settings without a job flag, for the driver (``spark.yarn.appMasterEnv.*``)."""
         from emr_jobs.contracts import CONTRACTS
 
-        env = {"AWS_REGION": self.region, "JOB_PUBLISH_METRICS": "true"}
+        env = {"AWS_REGION": self.region, "JOB_PUBLISH_METRICS": "true",
+               # The lake's three settings travel together: JobSettings checks them as a set.
+               "LAKE_URI": self.lake_uri, "LAKE_CATALOG": LAKE_CATALOG,
+               "LAKE_DATABASE": self.database}
         env.update({CONTRACTS[s].topic_env: t for s, t in sorted(self.topics.items())})
         env.update(self.extra_env)
         return env
@@ -116,7 +126,6 @@ def spark_submit_args(step: JobStep) -> list[str]:
         args += ["--conf", f"spark.yarn.appMasterEnv.{key}={value}"]
     args += [
         step.uri(str(manifest["entry_point"])),
-        "--lake-uri", step.lake_uri,
         "--bootstrap-servers", step.bootstrap_servers,
         "--auth-mode", "msk-iam",
     ]
@@ -326,6 +335,7 @@ def build_step(args: argparse.Namespace, s3, kafka) -> JobStep:
     bucket = _output(args.artifacts_bucket, "artifacts_bucket_name", "--artifacts-bucket", infra)
     manifest = read_manifest(s3, bucket, args.artifacts_version or "", prefix=args.artifacts_prefix)
     lake_uri = _output(args.lake_uri, "lake_uri", "--lake-uri", infra)
+    database = _output(args.glue_database, "glue_database_name", "--glue-database", infra)
     brokers = args.bootstrap_servers or bootstrap_brokers(
         kafka, _output(args.msk_cluster_arn, "msk_cluster_arn", "--msk-cluster-arn", infra)
     )
@@ -336,6 +346,7 @@ def build_step(args: argparse.Namespace, s3, kafka) -> JobStep:
         lake_uri=lake_uri,
         bootstrap_servers=brokers,
         region=args.region,
+        database=database,
         trigger="availableNow" if args.available_now else "processingTime",
         trigger_interval=args.trigger_interval,
         python=args.python,
@@ -358,6 +369,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--artifacts-prefix", default="artifacts")
     p.add_argument("--artifacts-version", help="an uploaded version (default: the latest upload)")
     p.add_argument("--lake-uri", help="s3://<lake bucket> [terraform output lake_uri]")
+    p.add_argument("--glue-database",
+                   help="LAKE_DATABASE, the Iceberg tables' Glue database "
+                        "[terraform output glue_database_name]")
     p.add_argument("--msk-cluster-arn", help="[terraform output msk_cluster_arn]")
     p.add_argument("--bootstrap-servers", help="skip the get_bootstrap_brokers look-up")
     p.add_argument("--available-now", action="store_true",

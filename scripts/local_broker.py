@@ -1,7 +1,9 @@
 """The embedded Kafka broker: a real Apache Kafka 4.x node in KRaft combined mode on loopback.
 
 The jars come from ``local/maven/broker/pom.xml`` (resolved by ``scripts/setup.sh`` into
-``.cache/jars/broker``). Storage is formatted on first start. Nothing is downloaded here.
+``.cache/jars/broker``). Storage is formatted on first start only: a broker started again on
+the same data directory (after ``stop()`` or a crash) keeps its cluster id, topics and records.
+Nothing is downloaded here.
 
     python -m scripts.local_broker start     # background broker on 127.0.0.1:9092
     python -m scripts.local_broker status
@@ -133,6 +135,10 @@ class EmbeddedKafka:
             "share.coordinator.state.topic.replication.factor=1",
             "share.coordinator.state.topic.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
+            # After a crash the restarted node waits for its previous incarnation's session to
+            # expire before it serves clients; the default (9 s) made a restart take ~12 s.
+            "broker.session.timeout.ms=3000",
+            "broker.heartbeat.interval.ms=1000",
             "log.retention.hours=168",
             *extra,
         ]
@@ -166,7 +172,7 @@ class EmbeddedKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
         config.write_text(self.properties(), encoding="utf-8")
-        if not (self.data_dir / "logs" / "meta.properties").exists():
+        if self.stored_cluster_id is None:  # first start: format; later starts reuse the storage
             new_id = cluster_id()
             fmt = subprocess.run(
                 self._java(
@@ -223,6 +229,30 @@ class EmbeddedKafka:
             return
         _terminate(self.process.pid, timeout, self.process)
         self.process = None
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would: no clean shutdown, nothing flushed by Kafka.
+
+        ``start()`` on the same object (same data directory and ports) brings it back.
+        """
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        self.process = None
+
+    @property
+    def stored_cluster_id(self) -> str | None:
+        """The cluster id written when the storage was formatted (None before the first start)."""
+        meta = self.data_dir / "logs" / "meta.properties"
+        if not meta.exists():
+            return None
+        for line in meta.read_text(encoding="utf-8").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "cluster.id":
+                return value.strip()
+        return None
 
     def __enter__(self) -> EmbeddedKafka:
         return self.start()

@@ -18,6 +18,8 @@ from emr_jobs.settings import REPO_ROOT
 
 SPARK_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "spark"
 S3A_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "s3a"
+#: Iceberg runtime and SQLite JDBC driver: local and compose runs only (EMR ships its Iceberg).
+ICEBERG_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "iceberg"
 JOB_SCRIPT = REPO_ROOT / "emr_jobs" / "job.py"
 LOG4J_CONFIG = REPO_ROOT / "local" / "spark" / "log4j2.properties"
 
@@ -32,6 +34,10 @@ def job_jars(extra_dirs: Sequence[Path] = ()) -> list[Path]:
         raise JarsMissing(
             f"the Spark Kafka connector is missing in {SPARK_JARS_DIR}; run `make setup`"
         )
+    iceberg = sorted(ICEBERG_JARS_DIR.glob("*.jar"))
+    if not any(j.name.startswith("iceberg-spark-runtime") for j in iceberg):
+        raise JarsMissing(f"the Iceberg runtime is missing in {ICEBERG_JARS_DIR}; run `make setup`")
+    jars.extend(iceberg)
     for d in extra_dirs:
         jars.extend(sorted(Path(d).glob("*.jar")))
     return jars

@@ -4,7 +4,8 @@
 2. create the five topics;
 3. run a bounded simulation through the producer (default: 5 vehicles, the whole journey);
 4. run the streaming job until it has caught up (``availableNow``), writing the lake;
-5. stop everything, print per stream: produced, written, quarantined, duplicates removed;
+5. stop everything, print per stream: produced, written, quarantined, duplicates removed,
+   read back from the Iceberg tables through the catalog;
 6. show an example DuckDB query of the lake.
 
 Every process it starts is stopped before it returns, also on Ctrl-C or an error.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from emr_jobs.contracts import STREAMS
 from emr_jobs.kafka_options import KafkaSettings, default_topics
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.settings import REPO_ROOT, JobSettings
 from scripts.lake import example_query, lake_counts
 from scripts.local_broker import BrokerError, EmbeddedKafka, free_port
 from scripts.run_job import job_environment, spark_submit_command
@@ -34,22 +35,27 @@ RUN_DIR = REPO_ROOT / ".cache" / "run"
 
 
 def summary_table(produced: dict[str, int], lake: dict[str, dict[str, int]], job: dict) -> str:
+    """Produced vs. what the lake holds; the three lake columns add up to produced."""
     header = (
         f"{'stream':<16}{'produced':>10}{'written':>10}{'quarantined':>13}"
-        f"{'duplicates removed':>20}"
+        f"{'duplicates removed':>20}{'late':>7}"
     )
     rows = [header, "-" * len(header)]
-    totals = [0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0]
     for stream in STREAMS:
-        p = produced.get(stream, 0)
-        w = lake[stream]["written"]
-        q = lake[stream]["quarantined"]
-        d = job.get(stream, {}).get("duplicates_dropped", 0)
-        rows.append(f"{stream:<16}{p:>10}{w:>10}{q:>13}{d:>20}")
-        for i, v in enumerate((p, w, q, d)):
-            totals[i] += v
+        values = (
+            produced.get(stream, 0),
+            lake[stream]["written"],
+            lake[stream]["quarantined"],
+            lake[stream]["duplicates"],
+            job.get(stream, {}).get("late", 0),
+        )
+        rows.append(f"{stream:<16}{values[0]:>10}{values[1]:>10}{values[2]:>13}{values[3]:>20}"
+                    f"{values[4]:>7}")
+        totals = [t + v for t, v in zip(totals, values, strict=True)]
     rows.append("-" * len(header))
-    rows.append(f"{'total':<16}{totals[0]:>10}{totals[1]:>10}{totals[2]:>13}{totals[3]:>20}")
+    rows.append(f"{'total':<16}{totals[0]:>10}{totals[1]:>10}{totals[2]:>13}{totals[3]:>20}"
+                f"{totals[4]:>7}")
     return "\n".join(rows)
 
 
@@ -140,13 +146,18 @@ def _run(args: argparse.Namespace, lake_uri: str, started: float) -> int:
             log.error("the streaming job failed (exit %d)", job.returncode)
             return job.returncode
     produced = {s: report["topics"].get(kafka.topic(s), {}).get("acknowledged", 0) for s in STREAMS}
-    lake = lake_counts(lake_uri)
+    lake_settings = JobSettings(lake_uri=lake_uri)
+    lake = lake_counts(lake_settings)
     print()
     print(summary_table(produced, lake, job_summary))
-    print(f"\nlake: {args.lake.resolve()}  (data/, quarantine/, checkpoints/)")
+    print(
+        f"\nlake: {args.lake.resolve()}  (Iceberg tables under tables/, catalog "
+        f"{lake_settings.catalog_uri.removeprefix('jdbc:sqlite:')})"
+    )
     print(f"finished in {time.monotonic() - started:.0f}s; the broker is stopped.\n")
-    print("Average speed per vehicle (DuckDB over the committed Parquet files):")
-    print(example_query(lake_uri))
+    print("Average speed per vehicle (DuckDB over the vehicle table, read through the catalog):")
+    print(example_query(lake_settings))
+    print("\nMore: python -m scripts.lake counts | query \"SQL\" [--as-of TIME] | snapshots TABLE")
     return 0
 
 

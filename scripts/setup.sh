@@ -37,7 +37,7 @@ if ! stamp_ok "$VENV/.installed" "$WANT"; then
 fi
 
 # --- JVM jars, resolved by Maven from the poms in local/maven -------------------------------------
-for set in broker spark s3a; do
+for set in broker spark iceberg iceberg-aws s3a; do
   POM=local/maven/$set/pom.xml
   [ -f "$POM" ] || continue
   OUT=$CACHE/jars/$set

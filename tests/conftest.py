@@ -16,9 +16,15 @@ os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 
 @pytest.fixture(scope="session")
 def spark():
-    """A small local SparkSession (no Kafka jars: the transforms run on batch DataFrames)."""
+    """A small local SparkSession with the Iceberg runtime (no Kafka jars: the transforms run on
+    batch DataFrames). Tests that need a lake take ``iceberg`` for a catalog of their own."""
     from pyspark.sql import SparkSession
 
+    from emr_jobs.iceberg import EXTENSIONS
+    from emr_jobs.settings import REPO_ROOT
+
+    jars = sorted((REPO_ROOT / ".cache" / "jars" / "iceberg").glob("*.jar"))
+    assert jars, "the Iceberg jars are missing in .cache/jars/iceberg: run `make setup`"
     session = (
         SparkSession.builder.master("local[2]")
         .appName("smartcity-tests")
@@ -26,11 +32,29 @@ def spark():
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.driver.memory", "1g")
+        .config("spark.jars", ",".join(str(j) for j in jars))
+        .config("spark.sql.extensions", EXTENSIONS)
+        .config("spark.sql.constraintPropagation.enabled", "false")  # as the job: see job.py
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def iceberg(spark, tmp_path):
+    """(session, JobSettings) for a fresh Iceberg lake in ``tmp_path`` with its own catalog."""
+    from emr_jobs.iceberg import spark_catalog_conf
+    from emr_jobs.settings import JobSettings
+
+    job = JobSettings(lake_uri=(tmp_path / "lake").as_uri())
+    (tmp_path / "lake").mkdir()
+    session = spark.newSession()
+    for key, value in spark_catalog_conf(job).items():
+        if key != "spark.sql.extensions":
+            session.conf.set(key, value)
+    return session, job
 
 
 @pytest.fixture(scope="session")

@@ -159,6 +159,31 @@ def test_the_maven_resolved_jar_set_is_the_kafka_source_and_msk_iam_without_spar
         assert not any(n.startswith(provided) for n in names), provided
 
 
+def test_no_iceberg_or_sqlite_jar_is_staged_for_emr(tmp_path):
+    """EMR runs its own Iceberg (iceberg-defaults) with the Glue catalog: the local Iceberg
+    runtime and the JDBC catalog's SQLite driver never reach the cluster, even from the wrong
+    folder."""
+    folder = tmp_path / "jars"
+    folder.mkdir()
+    local_only = ("iceberg-spark-runtime-3.5_2.12-1.10.0.jar", "sqlite-jdbc-3.47.2.0.jar")
+    for name in (*FAKE_JARS, *local_only):
+        (folder / name).write_bytes(b"PK\x03\x04 fake " + name.encode())
+    staged = build(jars=find_jars(folder)).manifest["jars"]
+    assert sorted(staged) == sorted(f"jars/{n}" for n in FAKE_JARS)
+    assert not any("iceberg" in j or "sqlite" in j for j in staged)
+
+
+def test_the_resolved_emr_jar_set_holds_no_iceberg_or_sqlite_jar():
+    """What ``make setup`` resolved for EMR (.cache/jars/spark), not the local-only Iceberg set."""
+    jars_dir = REPO_ROOT / ".cache" / "jars" / "spark"
+    if not any(jars_dir.glob("*.jar")):
+        pytest.fail("jars not resolved in .cache/jars/spark; run `make setup`")
+    staged = [j.name for j in find_jars(jars_dir)]
+    assert staged and not any(n.startswith(artifacts.LOCAL_ONLY_JARS) for n in staged)
+    assert jars_dir == artifacts.SPARK_JARS_DIR
+    assert "iceberg" not in str(artifacts.SPARK_JARS_DIR)
+
+
 # --- the upload ---
 
 

@@ -38,6 +38,7 @@ REGION = "eu-west-2"
 ARTIFACTS = "smartcity-dev-artifacts-123456789012"
 LOGS = "smartcity-dev-logs-123456789012"
 LAKE_URI = "s3://smartcity-dev-lake-123456789012"
+GLUE_DATABASE = "smartcity_dev"
 MSK_ARN = "arn:aws:kafka:eu-west-2:123456789012:cluster/smartcity-dev/0f1e2d3c-aaaa-bbbb-cccc-1"
 MSK_BROKERS = (
     "b-1.smartcitydev.abc123.c2.kafka.eu-west-2.amazonaws.com:9098,"
@@ -88,6 +89,7 @@ def job_step(aws, **overrides) -> JobStep:
         "lake_uri": LAKE_URI,
         "bootstrap_servers": MSK_BROKERS,
         "region": REGION,
+        "database": GLUE_DATABASE,
     }
     return JobStep(**{**values, **overrides})
 
@@ -106,13 +108,15 @@ def expected_args(version: str, trigger: list[str]) -> list[str]:
         "--conf", "spark.executorEnv.AWS_REGION=eu-west-2",
         "--conf", "spark.yarn.appMasterEnv.AWS_REGION=eu-west-2",
         "--conf", "spark.yarn.appMasterEnv.JOB_PUBLISH_METRICS=true",
+        "--conf", f"spark.yarn.appMasterEnv.LAKE_URI={LAKE_URI}",
+        "--conf", "spark.yarn.appMasterEnv.LAKE_CATALOG=glue",
+        "--conf", f"spark.yarn.appMasterEnv.LAKE_DATABASE={GLUE_DATABASE}",
         "--conf", "spark.yarn.appMasterEnv.EMERGENCY_TOPIC=emergency_data",
         "--conf", "spark.yarn.appMasterEnv.GPS_TOPIC=gps_data",
         "--conf", "spark.yarn.appMasterEnv.TRAFFIC_TOPIC=traffic_data",
         "--conf", "spark.yarn.appMasterEnv.VEHICLE_TOPIC=vehicle_data",
         "--conf", "spark.yarn.appMasterEnv.WEATHER_TOPIC=weather_data",
         f"{base}job.py",
-        "--lake-uri", LAKE_URI,
         "--bootstrap-servers", MSK_BROKERS,
         "--auth-mode", "msk-iam",
         *trigger,
@@ -159,6 +163,21 @@ def test_the_driver_gets_settings_the_job_accepts(monkeypatch):
     assert kafka.topics["vehicle"] == "vehicle_data"
     assert (job.lake_uri, job.trigger, job.trigger_interval, job.publish_metrics) == (
         LAKE_URI, "processingTime", "30 seconds", True)
+    # The Glue catalog Terraform made, through EMR's own Iceberg (no jar of ours on the cluster).
+    assert (job.catalog, job.database) == ("glue", GLUE_DATABASE)
+
+
+def test_the_step_ships_no_iceberg_or_sqlite_jar_of_its_own(aws):
+    """EMR's Iceberg (iceberg-defaults) serves the catalog; a second runtime would clash."""
+    jars = [a for a in spark_submit_args(job_step(aws)) if ".jar" in a]
+    assert jars and not any("iceberg" in j or "sqlite" in j for j in ",".join(jars).split(","))
+
+
+def test_the_step_sets_the_catalog_the_emr_cluster_configures(aws):
+    """The job on EMR uses LAKE_CATALOG=glue; the driver never gets a JDBC catalog URI."""
+    env = job_step(aws).driver_environment()
+    assert env["LAKE_CATALOG"] == "glue" and env["LAKE_DATABASE"] == GLUE_DATABASE
+    assert "LAKE_CATALOG_URI" not in env
 
 
 def test_wrong_settings_are_refused_before_anything_is_submitted(aws):
@@ -168,6 +187,8 @@ def test_wrong_settings_are_refused_before_anything_is_submitted(aws):
         job_step(aws, bootstrap_servers="b-1.example")
     with pytest.raises(SettingsError, match="JOB_TRIGGER_INTERVAL"):
         job_step(aws, trigger_interval="often")
+    with pytest.raises(SettingsError, match="LAKE_DATABASE"):
+        job_step(aws, database="smartcity-dev")  # a hyphen: not a Glue database name
 
 
 def test_the_brokers_are_the_iam_listener_of_the_msk_cluster(fake_aws_credentials):
@@ -378,7 +399,8 @@ def test_logs_before_emr_has_copied_them_still_say_where_to_look(aws):
 @pytest.fixture
 def terraform_outputs(aws, tmp_path, monkeypatch):
     outputs = {"emr_cluster_id": aws["cluster_id"], "artifacts_bucket_name": ARTIFACTS,
-               "lake_uri": LAKE_URI, "msk_cluster_arn": MSK_ARN, "aws_region": REGION}
+               "lake_uri": LAKE_URI, "glue_database_name": GLUE_DATABASE,
+               "msk_cluster_arn": MSK_ARN, "aws_region": REGION}
     bin_dir = tmp_path / "fake-bin"
     bin_dir.mkdir()
     cases = "".join(f"  {k}) printf '%s' '{v}';;\n" for k, v in outputs.items())

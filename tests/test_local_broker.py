@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 
 from emr_jobs.settings import REPO_ROOT
-from scripts.local_broker import BrokerError, EmbeddedKafka, cluster_id, free_port
+from scripts.local_broker import BrokerError, EmbeddedKafka, cluster_id, free_port, port_open
 
 
 def test_cluster_ids_never_start_with_a_dash_that_the_storage_tool_would_read_as_an_option():
@@ -69,3 +70,81 @@ def test_the_operator_command_starts_reports_and_stops_a_background_broker(tmp_p
         stopped = run("stop")
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     assert run("status").returncode == 1
+
+
+def test_properties_shorten_the_session_a_restarted_node_waits_out(tmp_path):
+    props = dict(
+        line.split("=", 1)
+        for line in EmbeddedKafka(tmp_path, port=19092, controller_port=19093)
+        .properties()
+        .splitlines()
+        if "=" in line
+    )
+    assert int(props["broker.heartbeat.interval.ms"]) < int(props["broker.session.timeout.ms"])
+    assert int(props["broker.session.timeout.ms"]) <= 3000
+
+
+def test_no_cluster_id_before_the_first_start(tmp_path):
+    assert EmbeddedKafka(tmp_path, port=19092, controller_port=19093).stored_cluster_id is None
+
+
+@pytest.mark.integration
+def test_a_crashed_broker_restarts_on_its_data_dir_with_the_same_cluster_and_records(tmp_path):
+    """Storage is formatted once: after SIGKILL, start() on the same directory and port brings
+    back the same cluster id, the topic and its records; a new EmbeddedKafka on that directory
+    (another controller port) does too."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    broker = EmbeddedKafka(tmp_path / "data", port=free_port())
+    broker.start()
+    try:
+        cluster = broker.stored_cluster_id
+        assert cluster and len(cluster) == 22
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+        admin.create_topics([NewTopic("kept", num_partitions=1, replication_factor=1)])[
+            "kept"
+        ].result(timeout=30)
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "acks": "all"})
+        for i in range(10):
+            producer.produce("kept", value=str(i).encode())
+        assert producer.flush(30) == 0
+
+        broker.kill()
+        assert not port_open(broker.port)
+        started = time.monotonic()
+        broker.start()
+        restart_seconds = time.monotonic() - started
+        assert broker.stored_cluster_id == cluster
+        assert read_values(broker.bootstrap_servers, "kept", 10) == [str(i) for i in range(10)]
+        # The node re-registers quickly (broker.session.timeout.ms), not after ~12 s.
+        assert restart_seconds < 30
+        broker.stop()
+
+        again = EmbeddedKafka(tmp_path / "data", port=broker.port)
+        with again:
+            assert again.stored_cluster_id == cluster
+            assert read_values(again.bootstrap_servers, "kept", 10) == [str(i) for i in range(10)]
+    finally:
+        broker.stop()
+
+
+def read_values(bootstrap_servers: str, topic: str, expected: int) -> list[str]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": f"read-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(values) < expected and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            values.append(msg.value().decode())
+    consumer.close()
+    return values

@@ -204,3 +204,7 @@ def test_cli_prints_the_delivery_table_and_exits_0(kafka_settings):
     assert result.returncode == 0, result.stderr
     total = [line for line in result.stdout.splitlines() if line.startswith("total")]
     assert total and total[0].split()[1:4] == ["500", "500", "0"]
+    # A normal run is quiet: no error lines from the producer or from librdkafka.
+    noisy = [line for line in result.stderr.splitlines() if " ERROR " in line or "error:" in line]
+    assert noisy == [], result.stderr
+    assert "Traceback" not in result.stderr

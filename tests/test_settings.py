@@ -52,6 +52,8 @@ def test_kafka_settings_name_the_wrong_variable(env, setting):
         ({"SIM_START_TIME": "2026-01-05T08:00:00"}, "SIM_START_TIME"),
         ({"SIM_START_TIME": "tomorrow"}, "SIM_START_TIME"),
         ({"SIM_MAX_EVENTS": "0"}, "SIM_MAX_EVENTS"),
+        ({"PRODUCER_DELIVERY_TIMEOUT_SECONDS": "0.5"}, "PRODUCER_DELIVERY_TIMEOUT_SECONDS"),
+        ({"PRODUCER_DELIVERY_TIMEOUT_SECONDS": "soon"}, "PRODUCER_DELIVERY_TIMEOUT_SECONDS"),
     ],
 )
 def test_producer_settings_name_the_wrong_variable(env, setting):
@@ -73,6 +75,18 @@ def test_defaults_are_the_reference_names():
     assert job.watermark_delay == "2 minutes"
     assert job.lake_uri.startswith("file://") and job.lake_uri.endswith("/lake")
     assert job.max_offsets_per_trigger is None
+
+
+def test_the_producer_delivery_timeout_defaults_to_the_clients_message_timeout():
+    """PRODUCER_DELIVERY_TIMEOUT_SECONDS keeps the 30 s that producer_config has always set."""
+    assert ProducerSettings.from_env({}).delivery_timeout_seconds == 30.0
+    assert producer_config(KafkaSettings())["message.timeout.ms"] == 30_000
+    assert (
+        ProducerSettings.from_env(
+            {"PRODUCER_DELIVERY_TIMEOUT_SECONDS": "2.5"}
+        ).delivery_timeout_seconds
+        == 2.5
+    )
 
 
 def test_producer_config_is_idempotent_acks_all_compressed_and_batched():

@@ -30,6 +30,7 @@ GLUE_TYPES = {
     "timestamp": "timestamp",
     "boolean": "boolean",
     "location": "struct<latitude:double,longitude:double>",
+    "binary": "binary",
 }
 
 LATITUDE_RANGE = (-90.0, 90.0)
@@ -93,24 +94,59 @@ class Contract:
                 continue
             problems.extend(_range_and_enum(f, value))
         version = event.get("schemaVersion")
-        if isinstance(version, int) and not isinstance(version, bool) and version != self.version:
-            problems.append(f"schemaVersion: expected {self.version}")
+        if isinstance(version, int) and not isinstance(version, bool) and version > self.version:
+            problems.append(self.newer_version_reason(version))
         return problems
+
+    def newer_version_reason(self, version: int | str) -> str:
+        """Events written against a later contract than the job's: fields it cannot store."""
+        return f"schemaVersion: {version} is newer than this job's contract ({self.version})"
 
 
 @dataclass(frozen=True)
 class LakeLayout:
+    """The Iceberg lake: extra columns, table names, partition specs, exactly-once properties."""
+
     metadata_columns: tuple[dict[str, str], ...]
-    partition_columns: tuple[dict[str, str], ...]
     quarantine_columns: tuple[dict[str, str], ...]
-    quarantine_partition_columns: tuple[dict[str, str], ...]
-    data_prefix: str
-    quarantine_prefix: str
+    duplicate_columns: tuple[dict[str, str], ...]
+    catalog: str
+    database: str
+    format_version: int
+    data_partition: str
+    quarantine_partition: str
+    duplicates_partition: str
+    quarantine_suffix: str
+    duplicates_table: str
+    query_id_property: str
+    batch_id_property: str
+    tables_prefix: str
     checkpoints_prefix: str
     metrics_namespace: str
     lag_metric: str
     metrics_dimension: str
     consumer_group_prefix: str
+
+    def data_table(self, stream: str) -> str:
+        return stream
+
+    def quarantine_table(self, stream: str) -> str:
+        return f"{stream}{self.quarantine_suffix}"
+
+    def tables(self, streams: tuple[str, ...] | list[str]) -> list[str]:
+        """Every table the job writes for ``streams``: data, quarantine, then duplicates."""
+        return [
+            *[self.data_table(s) for s in streams],
+            *[self.quarantine_table(s) for s in streams],
+            self.duplicates_table,
+        ]
+
+    def table_location(self, lake_uri: str, table: str) -> str:
+        """``<lake>/tables/<table>``: the same path in every catalog (Terraform uses it too)."""
+        return f"{lake_uri.rstrip('/')}/{self.tables_prefix}/{table}"
+
+    def checkpoint_location(self, lake_uri: str) -> str:
+        return f"{lake_uri.rstrip('/')}/{self.checkpoints_prefix}/job"
 
 
 def _has_type(value: Any, type_: str) -> bool:
@@ -207,13 +243,22 @@ def _load_contract(stream: str) -> Contract:
 
 def _load_layout() -> LakeLayout:
     doc = _load_json("_lake.json")
+    ice = doc["iceberg"]
     return LakeLayout(
         metadata_columns=tuple(doc["metadata_columns"]),
-        partition_columns=tuple(doc["partition_columns"]),
         quarantine_columns=tuple(doc["quarantine_columns"]),
-        quarantine_partition_columns=tuple(doc["quarantine_partition_columns"]),
-        data_prefix=doc["layout"]["data"],
-        quarantine_prefix=doc["layout"]["quarantine"],
+        duplicate_columns=tuple(doc["duplicate_columns"]),
+        catalog=ice["catalog"],
+        database=ice["database"],
+        format_version=int(ice["format_version"]),
+        data_partition=ice["data_partition"],
+        quarantine_partition=ice["quarantine_partition"],
+        duplicates_partition=ice["duplicates_partition"],
+        quarantine_suffix=ice["quarantine_suffix"],
+        duplicates_table=ice["duplicates_table"],
+        query_id_property=ice["query_id_property"],
+        batch_id_property=ice["batch_id_property"],
+        tables_prefix=doc["layout"]["tables"],
         checkpoints_prefix=doc["layout"]["checkpoints"],
         metrics_namespace=doc["metrics"]["namespace"],
         lag_metric=doc["metrics"]["lag_metric"],

@@ -1,5 +1,6 @@
-"""Terraform and the code agree: topics, IAM resources, lake prefixes, Spark version, Glue columns,
-the lag metric and the settings passed as environment variables.
+"""Terraform and the code agree: topics, IAM resources, lake prefixes, Spark version, the Iceberg
+tables in Glue and their optimizers, the EMR catalog settings, the lag metric and the settings
+passed as environment variables.
 
 The Terraform side is evaluated from the .tf files (see conftest.py), with a realistic MSK cluster
 ARN and bucket names standing in for what AWS assigns at apply time.
@@ -22,7 +23,8 @@ EMR_SPARK_VERSIONS = {
     "emr-7.13.0": "3.5.6",
 }
 
-LAKE_AREAS = (LAKE.data_prefix, LAKE.quarantine_prefix, LAKE.checkpoints_prefix)
+TABLES = LAKE.tables(STREAMS)
+OPTIMIZER_TYPES = {"compaction", "retention", "orphan_file_deletion"}
 
 
 def _env(entries: list[dict[str, object]]) -> dict[str, str]:
@@ -147,42 +149,58 @@ def _statement(statements: list[dict], sid: str) -> dict:
     return found
 
 
-def test_the_job_reads_and_writes_exactly_its_lake_prefixes(modules, fake):
-    statements = modules["iam"].policy_statements("emr_ec2")
-    lake = fake.bucket_arns["lake"]
-    settings = JobSettings(lake_uri=f"s3://{fake.bucket_names['lake']}")
-    # The job's own path builder, turned into ARNs: <lake>/<area>/<stream>/...
-    expected = {
-        settings.path(area, stream).replace("s3://", "arn:aws:s3:::") + "/*"
-        for area in LAKE_AREAS
-        for stream in STREAMS
-    }
-    read_write = _statement(statements, "LakeReadWrite")
-    assert set(read_write["resources"]) == expected
-    assert {"s3:GetObject", "s3:PutObject"} <= read_write["actions"]
-    assert "s3:DeleteObject" not in read_write["actions"]
-    lake_grants = [r for st in statements for r in st["resources"] if str(r).startswith(lake)]
-    assert f"{lake}/*" not in lake_grants, "no statement may cover the whole lake bucket"
+def _arn(uri: str) -> str:
+    return uri.replace("s3://", "arn:aws:s3:::")
 
 
-def test_deletes_are_granted_only_on_spark_metadata_and_checkpoints(modules, fake):
+def test_terraform_tables_are_the_job_s_tables(modules):
+    assert sorted(modules["glue"].output("table_names")) == sorted(TABLES)
+    assert len(TABLES) == 2 * len(STREAMS) + 1
+
+
+def test_the_job_reads_writes_and_deletes_only_its_tables_and_checkpoints(modules, fake):
     statements = modules["iam"].policy_statements("emr_ec2")
-    lake = fake.bucket_arns["lake"]
+    lake_uri = f"s3://{fake.bucket_names['lake']}"
+    settings = JobSettings(lake_uri=lake_uri, catalog="glue", database="smartcity_dev")
+    # The job's own location builders as ARNs: <lake>/tables/<table>/..., <lake>/checkpoints/...
+    expected = {_arn(settings.table_location(t)) + "/*" for t in TABLES}
+    expected.add(_arn(f"{lake_uri}/{LAKE.checkpoints_prefix}") + "/*")
+    lake = _statement(statements, "LakeTablesAndCheckpoints")
+    assert set(lake["resources"]) == expected
+    # Iceberg deletes its leftovers (failed commits, old metadata.json); Spark renames checkpoints.
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"} <= lake["actions"]
+    checkpoint = _arn(settings.checkpoint_location) + "/"
+    assert any(checkpoint.startswith(r[:-1]) for r in lake["resources"])
     deletes = {
         r for st in statements if "s3:DeleteObject" in st["actions"] for r in st["resources"]
     }
-    assert deletes == (
-        {f"{lake}/{LAKE.data_prefix}/{s}/_spark_metadata/*" for s in STREAMS}
-        | {f"{lake}/{LAKE.quarantine_prefix}/{s}/_spark_metadata/*" for s in STREAMS}
-        | {f"{lake}/{LAKE.checkpoints_prefix}/{s}/*" for s in STREAMS}
-    )
+    assert deletes == expected
+    lake_arn = fake.bucket_arns["lake"]
+    lake_grants = [r for st in statements for r in st["resources"] if str(r).startswith(lake_arn)]
+    assert f"{lake_arn}/*" not in lake_grants, "no statement may cover the whole lake bucket"
+    assert f"{lake_arn}/{LAKE.tables_prefix}/*" not in lake_grants, "only the job's own tables"
 
 
-def test_the_job_lists_only_the_lake_areas(modules):
+def test_the_old_parquet_prefixes_are_gone(tf):
+    for path in tf.files:
+        text = path.read_text(encoding="utf-8")
+        for old in (
+            "_spark_metadata",
+            "layout.data",
+            "layout.quarantine",
+            "partition_columns",
+            "projection.",
+            "ParquetHiveSerDe",
+        ):
+            assert old not in text, f"{path.relative_to(tf.INFRA)} still mentions {old}"
+
+
+def test_the_job_lists_only_its_tables_and_checkpoints(modules):
     listing = _statement(modules["iam"].policy_statements("emr_ec2"), "LakeList")
     (condition,) = listing["conditions"]
     assert condition["variable"] == "s3:prefix"
-    assert {v.split("/")[0] for v in condition["values"]} == set(LAKE_AREAS)
+    roots = {v.split("/*")[0].rstrip("/") for v in condition["values"]}
+    assert roots == {f"{LAKE.tables_prefix}/{t}" for t in TABLES} | {LAKE.checkpoints_prefix}
 
 
 def test_emr_logs_go_where_the_instances_may_write(root, modules, fake):
@@ -192,9 +210,89 @@ def test_emr_logs_go_where_the_instances_may_write(root, modules, fake):
     assert writable == [log_uri.replace("s3://", "arn:aws:s3:::") + "*"]
 
 
-def test_quarantine_lifecycle_rule_targets_the_quarantine_prefix(modules):
-    rules = modules["s3"].local("expiration_rules")["lake"]
-    assert [r["prefix"] for r in rules] == [f"{LAKE.quarantine_prefix}/"]
+def test_no_lifecycle_rule_expires_lake_objects(modules):
+    """Expiring objects of an Iceberg table by age would break it: its retention is snapshot
+    expiry and orphan-file removal by the Glue table optimizers, not an S3 lifecycle rule."""
+    assert modules["s3"].local("expiration_rules")["lake"] == []
+    assert "quarantine_expiration_days" not in modules["s3"].variables
+
+
+# -------------------------------------------------------------------------------------- Glue / IAM
+
+
+def _glue_arns(fake, database: str) -> dict[str, object]:
+    base = f"arn:aws:glue:{fake.region}:{fake.account}"
+    return {
+        "catalog": f"{base}:catalog",
+        "database": f"{base}:database/{database}",
+        "tables": {f"{base}:table/{database}/{t}" for t in TABLES},
+    }
+
+
+def _glue_grants(statements: list[dict]) -> dict[str, set[str]]:
+    grants: dict[str, set[str]] = {}
+    for st in statements:
+        for action in st["actions"]:
+            if action.startswith("glue:"):
+                grants.setdefault(action, set()).update(st["resources"])
+    return grants
+
+
+def test_the_job_commits_to_exactly_the_lake_tables_and_creates_none(root, modules, fake):
+    database = root.local("glue_database_name")
+    arns = _glue_arns(fake, database)
+    catalog_and_db = {arns["catalog"], arns["database"]}
+    assert _glue_grants(modules["iam"].policy_statements("emr_ec2")) == {
+        # SHOW NAMESPACES at start-up (check_catalog), then each table by name.
+        "glue:GetDatabase": catalog_and_db,
+        "glue:GetDatabases": catalog_and_db,
+        "glue:GetTable": catalog_and_db | arns["tables"],
+        "glue:UpdateTable": catalog_and_db | arns["tables"],
+    }
+
+
+def test_the_optimizer_role_maintains_exactly_the_lake_tables(root, modules, fake):
+    iam = modules["iam"]
+    (assume,) = iam.policy_statements("glue_assume")
+    assert assume["principals"] == [{"type": "Service", "identifiers": ["glue.amazonaws.com"]}]
+    statements = iam.policy_statements("glue_optimizer")
+    database = root.local("glue_database_name")
+    arns = _glue_arns(fake, database)
+    assert _glue_grants(statements) == {
+        "glue:GetTable": {arns["catalog"], arns["database"]} | arns["tables"],
+        "glue:UpdateTable": {arns["catalog"], arns["database"]} | arns["tables"],
+    }
+    lake_uri = f"s3://{fake.bucket_names['lake']}"
+    files = _statement(statements, "LakeTablesReadWriteDelete")
+    assert set(files["resources"]) == {
+        _arn(LAKE.table_location(lake_uri, t)) + "/*" for t in TABLES
+    }
+    listing = _statement(statements, "LakeTablesList")
+    (condition,) = listing["conditions"]
+    assert {v.split("/*")[0].rstrip("/") for v in condition["values"]} == {
+        f"{LAKE.tables_prefix}/{t}" for t in TABLES
+    }
+    key = _statement(statements, "UseLakeKey")
+    assert key["resources"] == [modules["s3"].output("kms_key_arn")]
+    logs = _statement(statements, "OptimizerLogs")
+    assert {r.split("log-group:")[1] for r in logs["resources"]} == {
+        f"/aws-glue/iceberg-{kind}/logs:*"
+        for kind in ("compaction", "retention", "orphan-file-deletion")
+    }
+    # Nothing but the lake's tables, the catalog, the lake key and the optimizers' log groups.
+    assert {st["sid"] for st in statements} == {
+        "LakeTablesList",
+        "LakeTablesReadWriteDelete",
+        "CatalogTables",
+        "UseLakeKey",
+        "OptimizerLogs",
+    }
+
+
+def test_the_optimizers_assume_the_optimizer_role(root, modules):
+    role_arn = modules["glue"].var("optimizer_role_arn")
+    assert str(role_arn) == str(modules["iam"].output("glue_optimizer_role_arn"))
+    assert "glue_optimizer" in str(role_arn)
 
 
 # ----------------------------------------------------------------------------------- Spark version
@@ -216,7 +314,7 @@ def test_emr_release_runs_the_pinned_pyspark(tf, modules):
     assert modules["emr"].one("aws_emr_cluster", "this")["release_label"] == release
 
 
-# -------------------------------------------------------------------------------------------- Glue
+# -------------------------------------------------------------------------- Iceberg tables in Glue
 
 
 def test_terraform_type_map_equals_glue_types(modules):
@@ -228,71 +326,219 @@ def _columns(instance) -> list[tuple[str, str, str]]:
     return [(c["name"], c["type"], c["comment"]) for c in storage.blocks("columns")]
 
 
-def test_glue_data_tables_have_the_contract_columns_then_the_metadata(modules, fake):
-    tables = modules["glue"].instances("aws_glue_catalog_table", "data")
-    assert set(tables) == set(STREAMS)
-    for stream, table in tables.items():
-        contract = CONTRACTS[stream]
-        expected = [(f.name, GLUE_TYPES[f.type], f.description) for f in contract.fields]
-        expected += [
-            (c["name"], GLUE_TYPES[c["type"]], c["description"]) for c in LAKE.metadata_columns
-        ]
-        assert _columns(table) == expected, stream
-        partitions = [(p["name"], p["type"]) for p in table.blocks("partition_keys")]
-        assert partitions == [(c["name"], GLUE_TYPES[c["type"]]) for c in LAKE.partition_columns]
+def _expected(columns) -> list[tuple[str, str, str]]:
+    return [(c["name"], GLUE_TYPES[c["type"]], c["description"]) for c in columns]
+
+
+@pytest.fixture(scope="module")
+def tables(modules):
+    return modules["glue"].instances("aws_glue_catalog_table", "this")
+
+
+def test_glue_has_exactly_the_job_s_tables(tables):
+    assert sorted(tables) == sorted(TABLES)
+    for name, table in tables.items():
+        assert table["name"] == name
+
+
+def test_data_tables_have_the_contract_columns_then_the_metadata(tables):
+    for stream in STREAMS:
+        table = tables[LAKE.data_table(stream)]
+        expected = [(f.name, GLUE_TYPES[f.type], f.description) for f in CONTRACTS[stream].fields]
+        assert _columns(table) == expected + _expected(LAKE.metadata_columns), stream
+        assert table["description"] == CONTRACTS[stream].description
+
+
+def test_quarantine_and_duplicates_tables_have_the_lake_columns(tables):
+    for stream in STREAMS:
+        assert _columns(tables[LAKE.quarantine_table(stream)]) == _expected(LAKE.quarantine_columns)
+    assert ("rawBytes", "binary") in [c[:2] for c in _columns(tables[LAKE.quarantine_table("gps")])]
+    assert _columns(tables[LAKE.duplicates_table]) == _expected(LAKE.duplicate_columns)
+
+
+def test_every_table_is_an_iceberg_table_at_the_job_s_location(tables, fake):
+    lake_uri = f"s3://{fake.bucket_names['lake']}"
+    for name, table in tables.items():
         (storage,) = table.blocks("storage_descriptor")
-        assert (
-            storage["location"] == f"s3://{fake.bucket_names['lake']}/{LAKE.data_prefix}/{stream}/"
+        assert storage["location"] == LAKE.table_location(lake_uri, name)
+        assert storage["location"] == JobSettings(lake_uri=lake_uri, catalog="glue").table_location(
+            name
         )
-
-
-def test_glue_quarantine_tables_have_the_quarantine_columns(modules, fake):
-    tables = modules["glue"].instances("aws_glue_catalog_table", "quarantine")
-    assert set(tables) == set(STREAMS)
-    for stream, table in tables.items():
-        assert table["name"] == f"{stream}_quarantine"
-        expected = [
-            (c["name"], GLUE_TYPES[c["type"]], c["description"]) for c in LAKE.quarantine_columns
-        ]
-        assert _columns(table) == expected
-        partitions = [(p["name"], p["type"]) for p in table.blocks("partition_keys")]
-        assert partitions == [
-            (c["name"], GLUE_TYPES[c["type"]]) for c in LAKE.quarantine_partition_columns
-        ]
-        (storage,) = table.blocks("storage_descriptor")
-        assert (
-            storage["location"]
-            == f"s3://{fake.bucket_names['lake']}/{LAKE.quarantine_prefix}/{stream}/"
+        (otf,) = table.blocks("open_table_format_input")
+        (iceberg,) = otf.blocks("iceberg_input")
+        assert (iceberg["metadata_operation"], iceberg["version"]) == (
+            "CREATE",
+            str(LAKE.format_version),
         )
+        assert table["table_type"] == "EXTERNAL_TABLE"
+        # No Hive partitions, projection or SerDe: Iceberg partitions are hidden, in its metadata.
+        assert not table.blocks("partition_keys")
+        assert "parameters" not in table
+        assert not any(k in storage for k in ("input_format", "output_format"))
+        assert not storage.blocks("ser_de_info")
 
 
-def test_partition_projection_matches_the_lake_layout(modules, fake):
-    for stream, table in modules["glue"].instances("aws_glue_catalog_table", "data").items():
-        params = table["parameters"]
-        assert params["projection.enabled"] == "true"
-        keys = [c["name"] for c in LAKE.partition_columns]
-        template = f"s3://{fake.bucket_names['lake']}/{LAKE.data_prefix}/{stream}/" + "".join(
-            f"{k}=${{{k}}}/" for k in keys
-        )
-        assert params["storage.location.template"] == template
-        assert params["projection.date.type"] == "date"
-        assert params["projection.date.format"] == "yyyy-MM-dd"  # the job writes date=yyyy-MM-dd
-        assert params["projection.hour.type"] == "integer"
-        assert params["projection.hour.range"] == "0,23"
-        assert {f"projection.{k}.type" for k in keys} <= set(params)
+def test_terraform_never_undoes_the_job_s_iceberg_commits(modules):
+    """Every commit moves metadata_location (a parameter), and the job's schema evolution adds
+    columns: an apply that reverted either would hide the job's data."""
+    body = modules["glue"].resource("aws_glue_catalog_table", "this")
+    (lifecycle,) = body["lifecycle"]
+    ignored = str(lifecycle["ignore_changes"])
+    assert "parameters" in ignored and "storage_descriptor" in ignored
+
+
+# ----------------------------------------------------------------------------------- optimizers
+
+
+def test_every_table_has_compaction_snapshot_expiry_and_orphan_file_removal(modules, tables):
+    optimizers = modules["glue"].instances("aws_glue_catalog_table_optimizer", "this")
+    found: dict[str, set[str]] = {}
+    for key, optimizer in optimizers.items():
+        table = key.rsplit(".", 1)[0]
+        found.setdefault(table, set()).add(optimizer["type"])
+        assert optimizer.scope["each"]["value"]["table"] == table
+    assert found == {t: OPTIMIZER_TYPES for t in TABLES}
+    assert len(optimizers) == 3 * len(TABLES)
+    body = modules["glue"].resource("aws_glue_catalog_table_optimizer", "this")
+    assert body["table_name"] == "${aws_glue_catalog_table.this[each.value.table].name}"
+
+
+def test_optimizer_settings_keep_enough_snapshots_for_exactly_once(root, modules, fake):
+    glue = modules["glue"]
+    maintenance = glue.var("maintenance")
+    assert maintenance == {
+        "enabled": True,
+        "snapshot_retention_days": 7,
+        "snapshots_to_retain": 10,
+        "orphan_file_retention_days": 3,
+    }
+    assert root.var("lake_maintenance") == {} or root.var("lake_maintenance") == maintenance
+    (validation,) = glue.variables["maintenance"]["validation"]
+    assert "snapshots_to_retain >= 10" in validation["condition"]
+    lake_uri = f"s3://{fake.bucket_names['lake']}"
+    for key, optimizer in glue.instances("aws_glue_catalog_table_optimizer", "this").items():
+        (config,) = optimizer.blocks("configuration")
+        assert config["enabled"] is True
+        assert config["role_arn"] == glue.var("optimizer_role_arn")
+        retention = config.blocks("retention_configuration")
+        orphans = config.blocks("orphan_file_deletion_configuration")
+        if optimizer["type"] == "retention":
+            (retention_config,) = retention[0].blocks("iceberg_configuration")
+            assert retention_config["snapshot_retention_period_in_days"] == 7
+            assert retention_config["number_of_snapshots_to_retain"] >= 10
+            assert retention_config["clean_expired_files"] is True
+        else:
+            assert not retention, key
+        if optimizer["type"] == "orphan_file_deletion":
+            (orphan_config,) = orphans[0].blocks("iceberg_configuration")
+            assert orphan_config["orphan_file_retention_period_in_days"] == 3
+            table = key.rsplit(".", 1)[0]
+            assert orphan_config["location"] == LAKE.table_location(lake_uri, table)
+        else:
+            assert not orphans, key
+
+
+# ------------------------------------------------------------------------------------------ Athena
+
+
+def test_athena_results_are_encrypted_with_the_lake_key(modules):
+    workgroup = modules["glue"].one("aws_athena_workgroup", "this")
+    (configuration,) = workgroup.blocks("configuration")
+    assert configuration["enforce_workgroup_configuration"] is True
+    (engine,) = configuration.blocks("engine_version")
+    assert engine["selected_engine_version"] == "Athena engine version 3"
+    (results,) = configuration.blocks("result_configuration")
+    (encryption,) = results.blocks("encryption_configuration")
+    assert encryption["encryption_option"] == "SSE_KMS"
+    assert str(encryption["kms_key_arn"]) == str(modules["s3"].output("kms_key_arn"))
+
+
+def test_named_queries_use_only_columns_and_tables_of_the_lake(modules):
+    queries = modules["glue"].instances("aws_athena_named_query", "this")
+    assert set(queries) == {
+        "latest_vehicle_positions",
+        "average_speed_per_hour",
+        "incidents_per_type_and_day",
+        "quarantine_reasons_last_24h",
+        "vehicle_rows_an_hour_ago",
+    }
+    known = {t.lower() for t in TABLES}
+    for stream in STREAMS:
+        known |= {f.name.lower() for f in CONTRACTS[stream].fields}
+    for group in (LAKE.metadata_columns, LAKE.quarantine_columns, LAKE.duplicate_columns):
+        known |= {c["name"].lower() for c in group}
+    for name, query in queries.items():
+        sql = query["query"]
+        assert str(query["workgroup"]) == "${aws_athena_workgroup.this.name}"
+        # Every identifier after FROM is a lake table; every quoted identifier is a column.
+        for table in re.findall(r"\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)", sql):
+            assert table.lower() in known, (name, table)
+        for column in re.findall(r'"([A-Za-z_]+)"', sql):
+            assert column.lower() in known, (name, column)
+    positions = queries["latest_vehicle_positions"]["query"]
+    assert "FROM vehicle" in positions and "max_by(location.latitude" in positions
+    assert "FROM emergency" in queries["incidents_per_type_and_day"]["query"]
+    quarantine = queries["quarantine_reasons_last_24h"]["query"]
+    assert {f"FROM {LAKE.quarantine_table(s)} " for s in STREAMS} <= {
+        f"FROM {t} " for t in re.findall(r"FROM (\w+) ", quarantine)
+    }
+    assert "INTERVAL '24' HOUR" in quarantine and "kafkaTimestamp" in quarantine
+    assert "FOR TIMESTAMP AS OF" in queries["vehicle_rows_an_hour_ago"]["query"]
+
+
+# ---------------------------------------------------------------------------------- EMR's Iceberg
+
+
+def _classification(modules, name: str) -> dict[str, str]:
+    (found,) = [c for c in modules["emr"].local("configurations") if c["Classification"] == name]
+    return found["Properties"]
+
+
+def test_emr_runs_its_own_iceberg(modules):
+    assert _classification(modules, "iceberg-defaults") == {"iceberg.enabled": "true"}
+    cluster = modules["emr"].one("aws_emr_cluster", "this")
+    assert json.loads(cluster["configurations_json"]) == modules["emr"].local("configurations")
+
+
+def test_emr_spark_defaults_set_the_catalog_the_job_sets(root, modules, fake):
+    """Key by key what emr_jobs.iceberg.spark_catalog_conf gives for LAKE_CATALOG=glue."""
+    from emr_jobs.iceberg import spark_catalog_conf
+
+    env = root.output("emr_job_environment")
+    job = JobSettings(
+        lake_uri=env["LAKE_URI"], catalog=env["LAKE_CATALOG"], database=env["LAKE_DATABASE"]
+    )
+    expected = spark_catalog_conf(job)
+    emr = _classification(modules, "spark-defaults")
+    assert set(emr) == set(expected)
+    for key, value in expected.items():
+        assert emr[key].rstrip("/") == value.rstrip("/"), key
+    prefix = f"spark.sql.catalog.{LAKE.catalog}"
+    assert emr[prefix] == "org.apache.iceberg.spark.SparkCatalog"
+    assert emr[f"{prefix}.type"] == "glue"
+    assert emr[f"{prefix}.warehouse"] == f"s3://{fake.bucket_names['lake']}/{LAKE.tables_prefix}"
+    assert emr[f"{prefix}.io-impl"] == "org.apache.iceberg.aws.s3.S3FileIO"
+    assert emr["spark.sql.extensions"] == (
+        "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+    )
+
+
+def test_the_cluster_reaches_glue_from_its_private_subnets(modules):
+    endpoints = modules["network"].var("interface_endpoints")
+    assert "glue" in endpoints
 
 
 # -------------------------------------------------------------------------------------- lag metric
 
 
-def test_lag_alarms_watch_the_metric_the_job_publishes(modules):
-    alarms = modules["observability"].instances("aws_cloudwatch_metric_alarm", "job_lag")
-    assert set(alarms) == set(STREAMS)
-    for stream, alarm in alarms.items():
-        assert alarm["namespace"] == LAKE.metrics_namespace
-        assert alarm["metric_name"] == LAKE.lag_metric
-        assert alarm["dimensions"] == {LAKE.metrics_dimension: stream}
-        assert alarm["statistic"] == "Maximum"
+def test_the_lag_alarm_watches_the_metric_the_job_publishes(modules):
+    """The job reads all topics in one query, so there is one lag metric and one alarm."""
+    alarm = modules["observability"].one("aws_cloudwatch_metric_alarm", "job_lag")
+    assert alarm["namespace"] == LAKE.metrics_namespace
+    assert alarm["metric_name"] == LAKE.lag_metric
+    assert list(alarm["dimensions"]) == [LAKE.metrics_dimension]
+    assert alarm["statistic"] == "Maximum"
+    assert alarm["treat_missing_data"] == "breaching"
 
 
 def test_the_job_publishes_the_metric_the_alarms_watch(modules, monkeypatch):
@@ -310,13 +556,9 @@ def test_the_job_publishes_the_metric_the_alarms_watch(modules, monkeypatch):
         "AWS_DEFAULT_REGION": "eu-west-2",
     }.items():
         monkeypatch.setenv(key, value)
-    alarm = modules["observability"].instances("aws_cloudwatch_metric_alarm", "job_lag")["vehicle"]
+    alarm = modules["observability"].one("aws_cloudwatch_metric_alarm", "job_lag")
     with moto.mock_aws():
-        progress = {
-            "name": f"vehicle:{LAKE.data_prefix}",
-            "sources": [{"metrics": {"maxOffsetsBehindLatest": "42"}}],
-        }
-        publish_lag_metric(progress, "eu-west-2")
+        publish_lag_metric(42, "eu-west-2")
         (metric,) = boto3.client("cloudwatch", region_name="eu-west-2").list_metrics()["Metrics"]
     assert metric["Namespace"] == alarm["namespace"]
     assert metric["MetricName"] == alarm["metric_name"]
@@ -339,7 +581,7 @@ def test_the_job_may_publish_its_metric_namespace(modules):
 # ---------------------------------------------------------------------------------------- settings
 
 
-def test_emr_job_environment_is_accepted_by_the_job_settings(root, fake):
+def test_emr_job_environment_is_accepted_by_the_job_settings(root, modules, fake):
     env = dict(root.output("emr_job_environment"))
     assert set(env) >= {
         "LAKE_URI",
@@ -347,10 +589,16 @@ def test_emr_job_environment_is_accepted_by_the_job_settings(root, fake):
         "KAFKA_AUTH_MODE",
         "AWS_REGION",
         "JOB_PUBLISH_METRICS",
+        "LAKE_CATALOG",
+        "LAKE_DATABASE",
     }
     env["KAFKA_BOOTSTRAP_SERVERS"] = "b-1.example.kafka.eu-west-2.amazonaws.com:9098"
     job = JobSettings.from_env(env)
     assert job.lake_uri == f"s3://{fake.bucket_names['lake']}"
+    assert root.output("lake_uri") == job.lake_uri
+    assert (job.catalog, job.database) == ("glue", root.local("glue_database_name"))
+    assert modules["glue"].var("name") == job.database
+    assert modules["iam"].var("glue_database_name") == job.database
     assert job.publish_metrics is True
     kafka = KafkaSettings.from_env(env)
     assert (kafka.auth_mode, kafka.aws_region) == ("msk-iam", root.var("aws_region"))

@@ -11,11 +11,13 @@ import pytest
 
 # Resource types whose AWS API has no tags (everything else must carry the module's tags).
 UNTAGGABLE = {
+    "aws_athena_named_query",
     "aws_cloudwatch_event_target",
     "aws_ecr_lifecycle_policy",
     "aws_emr_managed_scaling_policy",
     "aws_emr_security_configuration",
     "aws_glue_catalog_table",
+    "aws_glue_catalog_table_optimizer",
     "aws_iam_role_policy",
     "aws_iam_role_policy_attachment",
     "aws_msk_configuration",

@@ -2,6 +2,29 @@ locals {
   # Pinned: emr-7.13.0 runs Spark 3.5.6, the pyspark the job is tested with (tests/infra).
   release_label = "emr-7.13.0"
 
+  # The Iceberg catalog `lake` on the Glue Data Catalog, with EMR's own Iceberg (iceberg-defaults):
+  # the same settings the job sets at start-up for LAKE_CATALOG=glue (emr_jobs/iceberg.py
+  # spark_catalog_conf; a test holds them equal), so spark-sql and pyspark on the cluster see the
+  # same tables. Nothing Iceberg is shipped with the job.
+  lake          = jsondecode(file("${path.module}/../../../emr_jobs/contracts/_lake.json"))
+  spark_catalog = "spark.sql.catalog.${local.lake.iceberg.catalog}"
+  configurations = [
+    {
+      Classification = "iceberg-defaults"
+      Properties     = { "iceberg.enabled" = "true" }
+    },
+    {
+      Classification = "spark-defaults"
+      Properties = {
+        "spark.sql.extensions"             = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+        (local.spark_catalog)              = "org.apache.iceberg.spark.SparkCatalog"
+        "${local.spark_catalog}.type"      = "glue"
+        "${local.spark_catalog}.warehouse" = "s3://${var.lake_bucket_name}/${local.lake.layout.tables}"
+        "${local.spark_catalog}.io-impl"   = "org.apache.iceberg.aws.s3.S3FileIO"
+      }
+    },
+  ]
+
   # EMR-managed security groups: EMR adds and removes their rules itself.
   security_groups = {
     master         = "EMR primary node (rules managed by EMR)"
@@ -59,6 +82,7 @@ resource "aws_emr_cluster" "this" {
   name                              = var.name
   release_label                     = local.release_label
   applications                      = ["Hadoop", "Spark"]
+  configurations_json               = jsonencode(local.configurations) # a change replaces the cluster
   service_role                      = var.service_role_arn
   security_configuration            = aws_emr_security_configuration.this.name
   log_uri                           = var.log_uri

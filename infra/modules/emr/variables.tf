@@ -40,6 +40,12 @@ variable "log_uri" {
   default     = ""
 }
 
+variable "lake_bucket_name" {
+  description = "Name of the lake bucket: the Iceberg warehouse of the `lake` catalog is s3://<bucket>/tables."
+  type        = string
+  default     = ""
+}
+
 variable "kms_key_arn" {
   description = "ARN of the KMS key for EMRFS SSE-KMS, local disks, EBS volumes and log files."
   type        = string

@@ -1,10 +1,10 @@
 locals {
-  # Columns come from the contracts the code uses, never typed here again.
+  # Columns and table names come from the contracts the code uses, never typed here again.
   contracts_dir = "${path.module}/../../../emr_jobs/contracts"
   contracts     = { for s in var.streams : s => jsondecode(file("${local.contracts_dir}/${s}.json")) }
   lake          = jsondecode(file("${local.contracts_dir}/_lake.json"))
 
-  # Contract type -> Hive type; mirrors GLUE_TYPES in emr_jobs/contracts/__init__.py (a test holds them equal).
+  # Contract type -> Glue (Hive) type; mirrors GLUE_TYPES in emr_jobs/contracts/__init__.py (a test holds them equal).
   glue_types = {
     string    = "string"
     int       = "int"
@@ -13,140 +13,165 @@ locals {
     timestamp = "timestamp"
     boolean   = "boolean"
     location  = "struct<latitude:double,longitude:double>"
+    binary    = "binary"
   }
 
-  # Each data table: the contract's fields, then the job's metadata columns.
-  data_columns = {
-    for s, c in local.contracts : s => [
-      for f in concat(c.fields, local.lake.metadata_columns) : { name = f.name, type = local.glue_types[f.type], comment = f.description }
-    ]
-  }
-  quarantine_columns = [for f in local.lake.quarantine_columns : { name = f.name, type = local.glue_types[f.type], comment = f.description }]
+  # Every table the job writes, as LAKE.tables(STREAMS) lists them: <stream> (contract fields, then
+  # the job's metadata columns), <stream>_quarantine, and duplicates.
+  quarantine_tables = { for s in var.streams : s => "${s}${local.lake.iceberg.quarantine_suffix}" }
+  duplicates_table  = local.lake.iceberg.duplicates_table
+  tables = merge(
+    { for s, c in local.contracts : s => { description = c.description, fields = concat(c.fields, local.lake.metadata_columns) } },
+    { for s, t in local.quarantine_tables : t => { description = "Records of the ${s} stream that failed their checks, with the reason", fields = local.lake.quarantine_columns } },
+    { for t in [local.duplicates_table] : t => { description = "Records removed as repeats of an event id already written", fields = local.lake.duplicate_columns } },
+  )
+  table_locations = { for t in keys(local.tables) : t => "s3://${var.lake_bucket_name}/${local.lake.layout.tables}/${t}" }
 
-  # Partition projection: Athena computes partitions from these rules, so no crawler or MSCK is needed.
-  projection = {
-    date = {
-      "projection.date.type"          = "date"
-      "projection.date.format"        = "yyyy-MM-dd"
-      "projection.date.range"         = "${var.projection_start_date},NOW"
-      "projection.date.interval"      = "1"
-      "projection.date.interval.unit" = "DAYS"
+  # The three Glue table optimizers on every table: the maintenance `python -m scripts.lake maintain` does locally.
+  optimizer_types = ["compaction", "retention", "orphan_file_deletion"]
+  optimizers = {
+    for o in flatten([for t in keys(local.tables) : [for type in local.optimizer_types : { table = t, type = type }]]) :
+    "${o.table}.${o.type}" => o
+  }
+
+  # Saved Athena queries (Athena engine 3 SQL); columns are the contracts' field names.
+  quarantine_last_24h = join("\nUNION ALL\n", [
+    for s, t in local.quarantine_tables :
+    "SELECT '${s}' AS stream, reason, count(*) AS records, max(kafkaTimestamp) AS last_seen FROM ${t} WHERE kafkaTimestamp > current_timestamp - INTERVAL '24' HOUR GROUP BY reason"
+  ])
+  named_queries = {
+    latest_vehicle_positions = {
+      description = "Latest position, speed and fuel level of every vehicle (max_by over the vehicle table)"
+      query       = <<-SQL
+        SELECT deviceId,
+               max("timestamp") AS last_seen,
+               max_by(location.latitude, "timestamp") AS latitude,
+               max_by(location.longitude, "timestamp") AS longitude,
+               max_by(speed, "timestamp") AS speed_kmh,
+               max_by(fuelLevel, "timestamp") AS fuel_level
+        FROM vehicle
+        GROUP BY deviceId
+        ORDER BY deviceId
+      SQL
     }
-    hour = {
-      "projection.hour.type"  = "integer"
-      "projection.hour.range" = "0,23"
+    average_speed_per_hour = {
+      description = "Events, distinct vehicles and average speed per event hour (add a \"timestamp\" range to prune hours)"
+      query       = <<-SQL
+        SELECT date_trunc('hour', "timestamp") AS hour,
+               count(*) AS events,
+               count(DISTINCT deviceId) AS vehicles,
+               round(avg(speed), 1) AS avg_speed_kmh
+        FROM vehicle
+        GROUP BY 1
+        ORDER BY 1
+      SQL
     }
-  }
-
-  parquet = {
-    input_format  = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-    output_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-    serde         = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    incidents_per_type_and_day = {
+      description = "Emergency incidents per type and event day, with how many were reported active and resolved"
+      query       = <<-SQL
+        SELECT date("timestamp") AS day,
+               "type",
+               count(DISTINCT incidentId) AS incidents,
+               count_if(status = 'Active') AS active_reports,
+               count_if(status = 'Resolved') AS resolved_reports
+        FROM emergency
+        GROUP BY 1, 2
+        ORDER BY 1, 2
+      SQL
+    }
+    quarantine_reasons_last_24h = {
+      description = "Why records were quarantined in the last 24 hours (by Kafka time), per stream"
+      query       = "SELECT stream, reason, records, last_seen FROM (\n${local.quarantine_last_24h}\n) ORDER BY records DESC"
+    }
+    vehicle_rows_an_hour_ago = {
+      description = "Iceberg time travel: the vehicle table now and as it was an hour ago (snapshots are kept ${var.maintenance.snapshot_retention_days} days)"
+      query       = <<-SQL
+        SELECT (SELECT count(*) FROM vehicle) AS rows_now,
+               (SELECT count(*) FROM vehicle FOR TIMESTAMP AS OF (current_timestamp - INTERVAL '1' HOUR)) AS rows_an_hour_ago
+      SQL
+    }
   }
 }
 
 resource "aws_glue_catalog_database" "this" {
   name        = var.name
-  description = "Smart City lake: one table per stream, plus quarantine"
+  description = "Smart City lake: Iceberg tables, one per stream, <stream>_quarantine and duplicates"
 
   tags = var.tags
 }
 
-resource "aws_glue_catalog_table" "data" {
-  for_each = toset(var.streams)
+# Iceberg tables, created here so the optimizers, the Athena queries and the IAM policies can name
+# them at apply time. Glue writes the first metadata.json (format version 2, no partition spec);
+# the job adds the hidden partition field and any new optional column at start-up
+# (emr_jobs/iceberg.py ensure_tables). From then on Iceberg owns the schema and the metadata
+# pointer: Terraform ignores both, or an apply would undo the job's commits.
+resource "aws_glue_catalog_table" "this" {
+  for_each = local.tables
 
   name          = each.key
   database_name = aws_glue_catalog_database.this.name
-  description   = local.contracts[each.key].description
+  description   = each.value.description
   table_type    = "EXTERNAL_TABLE"
 
-  parameters = merge(
-    {
-      EXTERNAL                    = "TRUE"
-      classification              = "parquet"
-      "parquet.compression"       = "SNAPPY"
-      "projection.enabled"        = "true"
-      "storage.location.template" = "s3://${var.lake_bucket_name}/${local.lake.layout.data}/${each.key}/date=$${date}/hour=$${hour}/"
-    },
-    local.projection.date,
-    local.projection.hour,
-  )
-
-  dynamic "partition_keys" {
-    for_each = local.lake.partition_columns
-
-    content {
-      name    = partition_keys.value.name
-      type    = local.glue_types[partition_keys.value.type]
-      comment = partition_keys.value.description
+  open_table_format_input {
+    iceberg_input {
+      metadata_operation = "CREATE"
+      version            = tostring(local.lake.iceberg.format_version)
     }
   }
 
   storage_descriptor {
-    location      = "s3://${var.lake_bucket_name}/${local.lake.layout.data}/${each.key}/"
-    input_format  = local.parquet.input_format
-    output_format = local.parquet.output_format
-
-    ser_de_info {
-      serialization_library = local.parquet.serde
-    }
+    location = local.table_locations[each.key]
 
     dynamic "columns" {
-      for_each = local.data_columns[each.key]
+      for_each = each.value.fields
 
       content {
         name    = columns.value.name
-        type    = columns.value.type
-        comment = columns.value.comment
+        type    = local.glue_types[columns.value.type]
+        comment = columns.value.description
       }
     }
   }
+
+  lifecycle {
+    ignore_changes = [parameters, storage_descriptor]
+  }
 }
 
-resource "aws_glue_catalog_table" "quarantine" {
-  for_each = toset(var.streams)
+# Maintenance without our code: compaction, snapshot expiry and orphan-file removal on every table.
+resource "aws_glue_catalog_table_optimizer" "this" {
+  for_each = local.optimizers
 
-  name          = "${each.key}_quarantine"
+  catalog_id    = aws_glue_catalog_database.this.catalog_id
   database_name = aws_glue_catalog_database.this.name
-  description   = "Records of ${each.key} that failed parsing or validation, with the reason"
-  table_type    = "EXTERNAL_TABLE"
+  table_name    = aws_glue_catalog_table.this[each.value.table].name
+  type          = each.value.type
 
-  parameters = merge(
-    {
-      EXTERNAL                    = "TRUE"
-      classification              = "parquet"
-      "projection.enabled"        = "true"
-      "storage.location.template" = "s3://${var.lake_bucket_name}/${local.lake.layout.quarantine}/${each.key}/date=$${date}/"
-    },
-    local.projection.date,
-  )
+  configuration {
+    role_arn = var.optimizer_role_arn
+    enabled  = var.maintenance.enabled
 
-  dynamic "partition_keys" {
-    for_each = local.lake.quarantine_partition_columns
-
-    content {
-      name    = partition_keys.value.name
-      type    = local.glue_types[partition_keys.value.type]
-      comment = partition_keys.value.description
-    }
-  }
-
-  storage_descriptor {
-    location      = "s3://${var.lake_bucket_name}/${local.lake.layout.quarantine}/${each.key}/"
-    input_format  = local.parquet.input_format
-    output_format = local.parquet.output_format
-
-    ser_de_info {
-      serialization_library = local.parquet.serde
-    }
-
-    dynamic "columns" {
-      for_each = local.quarantine_columns
+    dynamic "retention_configuration" {
+      for_each = each.value.type == "retention" ? [1] : []
 
       content {
-        name    = columns.value.name
-        type    = columns.value.type
-        comment = columns.value.comment
+        iceberg_configuration {
+          snapshot_retention_period_in_days = var.maintenance.snapshot_retention_days
+          number_of_snapshots_to_retain     = var.maintenance.snapshots_to_retain
+          clean_expired_files               = true
+        }
+      }
+    }
+
+    dynamic "orphan_file_deletion_configuration" {
+      for_each = each.value.type == "orphan_file_deletion" ? [1] : []
+
+      content {
+        iceberg_configuration {
+          orphan_file_retention_period_in_days = var.maintenance.orphan_file_retention_days
+          location                             = local.table_locations[each.value.table]
+        }
       }
     }
   }
@@ -154,7 +179,7 @@ resource "aws_glue_catalog_table" "quarantine" {
 
 resource "aws_athena_workgroup" "this" {
   name          = var.name
-  description   = "Queries over the Smart City lake; results encrypted with KMS"
+  description   = "Queries over the Smart City lake; results encrypted with the lake's KMS key"
   force_destroy = var.force_destroy
 
   configuration {
@@ -163,7 +188,7 @@ resource "aws_athena_workgroup" "this" {
     bytes_scanned_cutoff_per_query     = var.bytes_scanned_cutoff_per_query
 
     engine_version {
-      selected_engine_version = "Athena engine version 3"
+      selected_engine_version = "Athena engine version 3" # reads Iceberg, FOR TIMESTAMP AS OF
     }
 
     result_configuration {
@@ -177,4 +202,14 @@ resource "aws_athena_workgroup" "this" {
   }
 
   tags = var.tags
+}
+
+resource "aws_athena_named_query" "this" {
+  for_each = local.named_queries
+
+  name        = each.key
+  description = each.value.description
+  workgroup   = aws_athena_workgroup.this.name
+  database    = aws_glue_catalog_database.this.name
+  query       = each.value.query
 }

@@ -11,13 +11,13 @@ variable "tags" {
 }
 
 variable "streams" {
-  description = "Streams to catalogue; each needs emr_jobs/contracts/<stream>.json. One table per stream over data/<stream>/, one <stream>_quarantine over quarantine/<stream>/."
+  description = "Streams to catalogue; each needs emr_jobs/contracts/<stream>.json. Each gets an Iceberg table <stream> and <stream>_quarantine at s3://<lake bucket>/tables/<table>; one duplicates table serves all."
   type        = list(string)
   default     = []
 }
 
 variable "lake_bucket_name" {
-  description = "Name of the lake bucket."
+  description = "Name of the lake bucket; the tables live under its tables/ prefix."
   type        = string
   default     = ""
 }
@@ -35,15 +35,31 @@ variable "athena_results_prefix" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of the KMS key that encrypts Athena query results."
+  description = "ARN of the lake's KMS key, which also encrypts Athena query results (SSE_KMS)."
   type        = string
   default     = ""
 }
 
-variable "projection_start_date" {
-  description = "First date (yyyy-MM-dd) Athena's partition projection considers; the range ends today (NOW)."
+variable "optimizer_role_arn" {
+  description = "ARN of the role the Glue table optimizers assume (modules/iam: the lake's tables/ prefix, these tables, the lake key)."
   type        = string
-  default     = "2025-01-01"
+  default     = ""
+}
+
+variable "maintenance" {
+  description = "Glue table optimizers on every table: enabled; snapshot expiry after snapshot_retention_days (also how far back FOR TIMESTAMP AS OF reaches) keeping at least snapshots_to_retain (at least 10: the job's exactly-once guard reads recent snapshots); orphan files removed after orphan_file_retention_days. Compaction (bin-pack) needs no setting here: Glue sizes files from the table's write.target-file-size-bytes."
+  type = object({
+    enabled                    = optional(bool, true)
+    snapshot_retention_days    = optional(number, 7)
+    snapshots_to_retain        = optional(number, 10)
+    orphan_file_retention_days = optional(number, 3)
+  })
+  default = {}
+
+  validation {
+    condition     = var.maintenance.snapshots_to_retain >= 10 && var.maintenance.snapshot_retention_days >= 1 && var.maintenance.orphan_file_retention_days >= 1
+    error_message = "maintenance.snapshots_to_retain must be at least 10 (a replayed batch finds its own commit in recent snapshots; fewer risks writing it twice), and the retention days at least 1."
+  }
 }
 
 variable "bytes_scanned_cutoff_per_query" {

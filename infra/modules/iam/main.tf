@@ -15,18 +15,23 @@ locals {
   # Spark's Kafka source uses groupIdPrefix, so its group IDs are <prefix>-<uuid>-<n>.
   consumer_group_arn = "${replace(var.msk_cluster_arn, ":cluster/", ":group/")}/${local.lake.consumer_group_prefix}*"
 
-  streams = keys(var.topics)
-  # Every object the job reads and writes: <area>/<stream>/... for area in data, quarantine, checkpoints.
-  lake_object_arns = flatten([
-    for area in values(local.lake.layout) : [for stream in local.streams : "${var.lake_bucket_arn}/${area}/${stream}/*"]
-  ])
-  # Deletes happen only where Spark renames or compacts: the sinks' _spark_metadata logs and checkpoints.
-  lake_delete_arns = concat(
-    [for stream in local.streams : "${var.lake_bucket_arn}/${local.lake.layout.data}/${stream}/_spark_metadata/*"],
-    [for stream in local.streams : "${var.lake_bucket_arn}/${local.lake.layout.quarantine}/${stream}/_spark_metadata/*"],
-    [for stream in local.streams : "${var.lake_bucket_arn}/${local.lake.layout.checkpoints}/${stream}/*"],
-  )
-  lake_list_prefixes = flatten([for area in values(local.lake.layout) : [area, "${area}/", "${area}/*"]])
+  # The Iceberg tables (modules/glue) at s3://<lake>/tables/<table>, and the streaming checkpoints.
+  table_prefixes      = [for t in var.glue_table_names : "${local.lake.layout.tables}/${t}"]
+  table_object_arns   = [for p in local.table_prefixes : "${var.lake_bucket_arn}/${p}/*"]
+  table_list_prefixes = flatten([for p in local.table_prefixes : [p, "${p}/", "${p}/*"]])
+  checkpoints_prefix  = local.lake.layout.checkpoints
+  lake_object_arns    = concat(local.table_object_arns, ["${var.lake_bucket_arn}/${local.checkpoints_prefix}/*"])
+  lake_list_prefixes  = concat(local.table_list_prefixes, [local.checkpoints_prefix, "${local.checkpoints_prefix}/", "${local.checkpoints_prefix}/*"])
+
+  # Glue Data Catalog ARNs: a table action is authorised on the catalog, the database and the table.
+  glue_catalog_arn  = "arn:${local.partition}:glue:${local.region}:${local.account_id}:catalog"
+  glue_database_arn = "arn:${local.partition}:glue:${local.region}:${local.account_id}:database/${var.glue_database_name}"
+  glue_table_arns   = [for t in var.glue_table_names : "arn:${local.partition}:glue:${local.region}:${local.account_id}:table/${var.glue_database_name}/${t}"]
+  # Where the Glue table optimizers write their run logs (fixed names, one per optimizer type).
+  optimizer_log_group_arns = [
+    for g in ["iceberg-compaction", "iceberg-retention", "iceberg-orphan-file-deletion"] :
+    "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:/aws-glue/${g}/logs:*"
+  ]
 
   ecr_repository_arn = "arn:${local.partition}:ecr:${local.region}:${local.account_id}:repository/${var.ecr_repository_name}"
   ecs_log_group_arn  = "arn:${local.partition}:logs:${local.region}:${local.account_id}:log-group:${var.ecs_log_group_name}"
@@ -176,16 +181,30 @@ data "aws_iam_policy_document" "emr_ec2" {
     resources = [var.lake_bucket_arn]
   }
 
+  # Iceberg writes data and metadata files under each table's location and deletes its own
+  # leftovers (files of a failed commit, old metadata.json); Spark renames checkpoint files.
   statement {
-    sid       = "LakeReadWrite"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    sid = "LakeTablesAndCheckpoints"
+    actions = [
+      "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts",
+    ]
     resources = local.lake_object_arns
   }
 
+  # The Iceberg catalog: SHOW NAMESPACES checks the catalog at start-up, and each table is loaded
+  # by name and committed with UpdateTable (Glue's optimistic lock: no DynamoDB lock table).
+  # No glue:CreateTable and no glue:GetTables: Terraform creates every table (with its
+  # optimizers), so a missing table must fail the job by name, not be created without them.
   statement {
-    sid       = "LakeDeleteSparkMetadataAndCheckpoints"
-    actions   = ["s3:DeleteObject"]
-    resources = local.lake_delete_arns
+    sid       = "IcebergCatalogDatabase"
+    actions   = ["glue:GetDatabase", "glue:GetDatabases"]
+    resources = [local.glue_catalog_arn, local.glue_database_arn]
+  }
+
+  statement {
+    sid       = "IcebergTableCommits"
+    actions   = ["glue:GetTable", "glue:UpdateTable"]
+    resources = concat([local.glue_catalog_arn, local.glue_database_arn], local.glue_table_arns)
   }
 
   statement {
@@ -242,6 +261,70 @@ resource "aws_iam_instance_profile" "this" {
   role = aws_iam_role.emr_ec2.name
 
   tags = var.tags
+}
+
+# ---------------------------------------------------------------- Glue table optimizers (compaction, snapshot expiry, orphan files)
+
+# Glue documents no source-account condition for the optimizers' role, so the trust names the service only.
+data "aws_iam_policy_document" "glue_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["glue.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "glue_optimizer" {
+  statement {
+    sid       = "LakeTablesList"
+    actions   = ["s3:ListBucket"]
+    resources = [var.lake_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = local.table_list_prefixes
+    }
+  }
+
+  # Compaction rewrites files, expiry and orphan removal delete them: only under the tables.
+  statement {
+    sid       = "LakeTablesReadWriteDelete"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
+    resources = local.table_object_arns
+  }
+
+  statement {
+    sid       = "CatalogTables"
+    actions   = ["glue:GetTable", "glue:UpdateTable"]
+    resources = concat([local.glue_catalog_arn, local.glue_database_arn], local.glue_table_arns)
+  }
+
+  statement {
+    sid       = "UseLakeKey"
+    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    resources = [var.s3_kms_key_arn]
+  }
+
+  statement {
+    sid       = "OptimizerLogs"
+    actions   = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = local.optimizer_log_group_arns
+  }
+}
+
+resource "aws_iam_role" "glue_optimizer" {
+  name               = "${var.name}-glue-table-optimizer"
+  assume_role_policy = data.aws_iam_policy_document.glue_assume.json
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "glue_optimizer" {
+  name   = "maintain-lake-tables"
+  role   = aws_iam_role.glue_optimizer.id
+  policy = data.aws_iam_policy_document.glue_optimizer.json
 }
 
 # ---------------------------------------------------------------- ECS execution role (pull image, write logs)

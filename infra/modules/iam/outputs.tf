@@ -27,3 +27,9 @@ output "ecs_topics_admin_task_role_arn" {
   description = "ARN of the topics-admin task role (create, describe and alter the topics)."
   value       = aws_iam_role.ecs_topics_admin.arn
 }
+
+output "glue_optimizer_role_arn" {
+  description = "ARN of the role the Glue table optimizers assume (the lake tables only); ready once its policy is attached."
+  value       = aws_iam_role.glue_optimizer.arn
+  depends_on  = [aws_iam_role_policy.glue_optimizer]
+}

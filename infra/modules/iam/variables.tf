@@ -63,3 +63,15 @@ variable "ecs_log_group_name" {
   type        = string
   default     = "/ecs/smartcity"
 }
+
+variable "glue_database_name" {
+  description = "Name of the Glue database of the Iceberg tables (modules/glue), for example \"smartcity_dev\"."
+  type        = string
+  default     = "smartcity"
+}
+
+variable "glue_table_names" {
+  description = "Iceberg tables the job commits to and the optimizers maintain (modules/glue table_names): <stream>, <stream>_quarantine, duplicates. Each lives at s3://<lake bucket>/tables/<table>."
+  type        = list(string)
+  default     = []
+}

@@ -32,6 +32,7 @@ variable "interface_endpoints" {
     "ecs-agent",        # ECS agent
     "ecs-telemetry",    # ECS Container Insights
     "elasticmapreduce", # EMR instances talking to the EMR service
+    "glue",             # the job's Iceberg catalog (Glue Data Catalog)
     "kms",              # EMR local-disk encryption keys
     "logs",             # CloudWatch Logs for ECS tasks and flow logs
     "monitoring",       # CloudWatch metrics: the job's lag metric

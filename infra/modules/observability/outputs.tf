@@ -3,9 +3,9 @@ output "sns_topic_arn" {
   value       = aws_sns_topic.this.arn
 }
 
-output "job_lag_alarm_names" {
-  description = "Lag alarm per stream, for example { vehicle = \"smartcity-dev-job-lag-vehicle\" }."
-  value       = { for s, a in aws_cloudwatch_metric_alarm.job_lag : s => a.alarm_name }
+output "job_lag_alarm_name" {
+  description = "Name of the alarm on the job's lag metric (offsets behind, or not reporting)."
+  value       = aws_cloudwatch_metric_alarm.job_lag.alarm_name
 }
 
 output "emr_step_failed_rule_name" {

@@ -10,12 +10,6 @@ variable "tags" {
   default     = {}
 }
 
-variable "streams" {
-  description = "Streams the job reads; one lag alarm each (the metric's Stream dimension)."
-  type        = list(string)
-  default     = []
-}
-
 variable "msk_cluster_name" {
   description = "Name of the MSK cluster (the \"Cluster Name\" dimension of AWS/Kafka metrics)."
   type        = string
@@ -53,7 +47,7 @@ variable "msk_cpu_percent_threshold" {
 }
 
 variable "lag_threshold" {
-  description = "Alarm when the job is more than this many offsets behind the latest offsets of a stream's topic (MaxOffsetsBehindLatest)."
+  description = "Alarm when the job is more than this many offsets behind the latest offset of any partition of its topics (MaxOffsetsBehindLatest)."
   type        = number
   default     = 10000
 }

@@ -3,9 +3,6 @@ data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  # The lake layout is shared with the job: emr_jobs/contracts/_lake.json.
-  lake = jsondecode(file("${path.module}/../../../emr_jobs/contracts/_lake.json"))
-
   account_id = data.aws_caller_identity.current.account_id
   buckets = {
     lake      = "${var.name}-lake-${local.account_id}-${data.aws_region.current.region}"
@@ -13,9 +10,11 @@ locals {
     logs      = "${var.name}-logs-${local.account_id}-${data.aws_region.current.region}"
   }
 
-  # Extra lifecycle rules per bucket, on top of the housekeeping rule every bucket gets.
+  # Extra lifecycle rules per bucket, on top of the housekeeping rule every bucket gets. None for
+  # the lake: deleting objects of an Iceberg table by age would break it. Its retention is
+  # snapshot expiry and orphan-file removal by the Glue table optimizers (modules/glue).
   expiration_rules = {
-    lake      = [{ id = "expire-quarantine", prefix = "${local.lake.layout.quarantine}/", days = var.quarantine_expiration_days }]
+    lake      = []
     artifacts = []
     logs      = [{ id = "expire-logs", prefix = "", days = var.log_expiration_days }]
   }
@@ -44,7 +43,7 @@ resource "aws_kms_key" "this" {
 resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_18:Server access logs need an SSE-S3 target bucket, and every bucket here must be SSE-KMS; use CloudTrail S3 data events for object-level audit.
   #checkov:skip=CKV_AWS_144:Single-region deployment; replication would double storage and transfer cost, and versioning already protects against deletes and overwrites.
-  #checkov:skip=CKV2_AWS_62:No consumer of S3 event notifications; Athena queries the lake through partition projection.
+  #checkov:skip=CKV2_AWS_62:No consumer of S3 event notifications; readers find the lake's files through the Iceberg metadata in the Glue catalog.
   for_each = local.buckets
 
   bucket        = each.value

@@ -4,7 +4,7 @@ output "kms_key_arn" {
 }
 
 output "lake_bucket_name" {
-  description = "Name of the lake bucket (data/, quarantine/, checkpoints/)."
+  description = "Name of the lake bucket (tables/<table>/ for the Iceberg tables, checkpoints/)."
   value       = aws_s3_bucket.this["lake"].id
 }
 

@@ -23,15 +23,9 @@ variable "abort_incomplete_multipart_upload_days" {
 }
 
 variable "noncurrent_version_expiration_days" {
-  description = "Days a noncurrent object version is kept, in every bucket (Spark's checkpoint renames leave one per write)."
+  description = "Days a noncurrent object version is kept, in every bucket (Spark's checkpoint renames, and Iceberg's compaction, snapshot expiry and orphan-file removal, leave one per deleted object)."
   type        = number
   default     = 30
-}
-
-variable "quarantine_expiration_days" {
-  description = "Days quarantined records are kept in the lake bucket before they expire."
-  type        = number
-  default     = 90
 }
 
 variable "log_expiration_days" {
