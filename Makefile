@@ -1,7 +1,7 @@
 # The verbs people type. Each target is a line or two that calls project code.
 PY := .venv/bin/python
 
-.PHONY: setup run test test-fast lint bench broker-start broker-stop topics compose-up compose-down clean
+.PHONY: setup run test test-fast lint bench lake-maintain broker-start broker-stop topics compose-up compose-down clean
 
 setup:            ## create .venv and resolve the JVM jars (cached, idempotent)
 	@bash scripts/setup.sh
@@ -27,7 +27,10 @@ broker-stop:
 topics: setup
 	@$(PY) -m scripts.topics create
 
-bench: setup      ## throughput, latency, memory, scaling -> bench/results/ (ARGS=--quick: ~2 min)
+lake-maintain: setup  ## compact closed hours, expire old snapshots, remove orphan files (the lake of LAKE_URI)
+	@$(PY) -m scripts.lake maintain $(ARGS)
+
+bench: setup      ## throughput, latency, memory, scaling -> bench/results/ (ARGS=--quick: ~5 min)
 	@$(PY) -m scripts.bench $(ARGS)
 
 compose-up: setup    ## Docker: Kafka, Spark master + 2 workers, MinIO and the job (local/docker-compose.yml)

@@ -38,6 +38,10 @@ def spark_catalog_conf(job: JobSettings) -> dict[str, str]:
         "spark.sql.extensions": EXTENSIONS,
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         f"{prefix}.warehouse": f"{job.lake_uri.rstrip('/')}/{LAKE.tables_prefix}",
+        # Every table load reads the catalog: the dedupe lookup must see the latest commit, and
+        # a cached table would hide commits made through another catalog instance (maintenance
+        # in another process, another session). One small catalog read per load.
+        f"{prefix}.cache-enabled": "false",
     }
     if job.catalog == "glue":
         conf[f"{prefix}.type"] = "glue"
@@ -47,6 +51,12 @@ def spark_catalog_conf(job: JobSettings) -> dict[str, str]:
         conf[f"{prefix}.uri"] = job.catalog_uri
         # The schema pyiceberg's SqlCatalog shares (V1 adds a column pyiceberg 0.12 reads too).
         conf[f"{prefix}.jdbc.schema-version"] = "V1"
+        # SQLite's default journal locks the whole file: a connection of another catalog
+        # instance that still holds a read lock (measured: the job session's, after a restart)
+        # fails the writer's commit with SQLITE_BUSY. In WAL mode readers never block the
+        # writer; the timeout waits out another writer (scripts/lake.py maintain).
+        conf[f"{prefix}.jdbc.journal_mode"] = "wal"
+        conf[f"{prefix}.jdbc.busy_timeout"] = "30000"
     return conf
 
 
@@ -118,7 +128,9 @@ def ensure_tables(
 
     Returns what changed per table. A table's columns may only grow: a column whose type no
     longer matches the contract is an error that names the table and column, never a rewrite.
-    Tables Terraform created in Glue (no partition spec, see infra/) get their partition here.
+    On AWS Terraform creates the tables with their schema and partition spec (infra/modules/
+    glue), so a start-up there only checks them and adds the optional columns a newer contract
+    brings; adding a missing partition field is a fallback for tables made some other way.
     """
     if job.catalog == "jdbc":
         spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {LAKE.catalog}.{job.database}")
@@ -220,11 +232,19 @@ class CommitLog:
 
 def check_catalog(spark: SparkSession, job: JobSettings) -> None:
     """Fail at start-up, naming the setting, when the catalog cannot be reached."""
+    # Glue: the database Terraform made (glue:GetDatabase on it alone); SQLite: open the file.
+    statement = (
+        f"DESCRIBE NAMESPACE {LAKE.catalog}.{job.database}"
+        if job.catalog == "glue"
+        else f"SHOW NAMESPACES IN {LAKE.catalog}"
+    )
     try:
-        spark.sql(f"SHOW NAMESPACES IN {LAKE.catalog}").collect()
+        spark.sql(statement).collect()
     except Exception as err:  # noqa: BLE001 - py4j wraps the Java exception
         text = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
-        setting = "LAKE_CATALOG_URI" if job.catalog == "jdbc" else "LAKE_CATALOG/AWS credentials"
+        setting = (
+            "LAKE_CATALOG_URI" if job.catalog == "jdbc" else "LAKE_DATABASE in the Glue catalog"
+        )
         raise SettingsError(
             f"cannot open the {job.catalog} catalog ({setting}: "
             f"{job.catalog_uri or job.lake_uri}): {text}"

@@ -22,9 +22,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from functools import reduce
 from urllib.parse import unquote, urlparse
 
@@ -45,8 +45,8 @@ from emr_jobs.kafka_options import KafkaSettings, spark_kafka_options
 from emr_jobs.settings import JobSettings, SettingsError, duration_seconds
 from emr_jobs.transforms import (
     EventTimeBounds,
+    flag_duplicates,
     parse_events,
-    split_duplicates,
     to_duplicate_rows,
     to_lake_rows,
     to_quarantine_rows,
@@ -55,6 +55,9 @@ from emr_jobs.transforms import (
 )
 
 log = logging.getLogger("emr_jobs.job")
+
+#: ``datetime.UTC`` is Python 3.11+; the compose stack's Spark image runs the job on 3.10.
+UTC = timezone.utc  # noqa: UP017
 
 #: Test hook: the process dies (as if killed) right after this many table commits.
 CRASH_AFTER_COMMITS_ENV = "JOB_TEST_CRASH_AFTER_COMMITS"
@@ -233,11 +236,18 @@ class BatchWriter:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         self.started.wait()
+        # Every catalog read and append of a batch goes through the batch's own session, the
+        # one that commits. Measured: after a restart on an existing lake, the job session's
+        # catalog connection keeps reading the catalog as it was at start-up, so a lookup
+        # through it misses the rows this run has committed since (a repeat split across two
+        # batches was then written twice).
+        self.spark = batch.sparkSession
         if self.commits is None:
             assert self.query_id is not None
             self.commits = CommitLog(
                 self.spark, self.job, self.query_id, LAKE.tables(self.streams), self._after_commit
             ).load()
+        self.commits.spark = self.spark
         began = time.monotonic()
         if not self.high_water:
             self.high_water = self._newest_event_times()
@@ -247,23 +257,20 @@ class BatchWriter:
         removed: list[DataFrame] = []
         counts: dict[str, StreamTotals] = {}
         try:
+            # One small job on the cached batch: streams without records cost nothing more.
+            present = {r["topic"] for r in raw.groupBy("topic").count().collect()}
             for stream in self.streams:
+                if self.topics[stream] not in present:
+                    continue
                 counts[stream], dup = self._write_stream(raw, stream, batch_id, stamp, cached)
                 if dup is not None:
                     removed.append(dup)
             if removed:
-                dups = reduce(DataFrame.unionByName, removed).persist()
-                cached.append(dups)
-                per_stream = {
-                    r["stream"]: r["count"] for r in dups.groupBy("stream").count().collect()
-                }
-                if per_stream:
-                    self.commits.append(
-                        LAKE.duplicates_table, batch_id, with_ingest_time(dups, stamp)
-                    )
-                for stream, n in per_stream.items():
-                    counts[stream].duplicates = n
-                    counts[stream].written -= n
+                self.commits.append(
+                    LAKE.duplicates_table,
+                    batch_id,
+                    with_ingest_time(reduce(DataFrame.unionByName, removed), stamp),
+                )
         finally:
             for frame in cached:
                 frame.unpersist()
@@ -314,9 +321,15 @@ class BatchWriter:
                 .where(_within(contract.event_time_field, ranges))
                 .select(contract.id_field, "kafkaTopic", "kafkaPartition", "kafkaOffset")
             )
-            keep, dup = split_duplicates(rows, written, contract)
+            flagged = flag_duplicates(rows, written, contract).persist()
+            cached.append(flagged)
+            repeats = flagged.where(F.col("duplicate")).drop("duplicate")
+            totals.duplicates = repeats.count()  # from the cache; usually 0 or a few
+            totals.written -= totals.duplicates
+            keep = flagged.where(~F.col("duplicate")).drop("duplicate")
             self.commits.append(table, batch_id, with_ingest_time(keep, stamp))
-            duplicates = to_duplicate_rows(dup, contract)
+            if totals.duplicates:
+                duplicates = to_duplicate_rows(repeats, contract)
         if totals.quarantined:
             self.commits.append(
                 LAKE.quarantine_table(stream),
@@ -454,21 +467,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def settings_from(args: argparse.Namespace) -> tuple[KafkaSettings, JobSettings, list[str]]:
-    kafka = KafkaSettings.from_env()
-    job = JobSettings.from_env()
-    kafka = replace(
-        kafka,
-        bootstrap_servers=args.bootstrap_servers or kafka.bootstrap_servers,
-        auth_mode=args.auth_mode or kafka.auth_mode,
-    )
-    job = replace(
-        job,
-        lake_uri=args.lake_uri or job.lake_uri,
-        trigger="availableNow" if args.available_now else job.trigger,
-        trigger_interval=args.trigger_interval or job.trigger_interval,
-        timeout_seconds=args.timeout_seconds or job.timeout_seconds,
-    )
+#: Command-line flags and the environment variable each one overrides.
+FLAG_ENV = {
+    "lake_uri": "LAKE_URI",
+    "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "auth_mode": "KAFKA_AUTH_MODE",
+    "trigger_interval": "JOB_TRIGGER_INTERVAL",
+    "timeout_seconds": "JOB_TIMEOUT_SECONDS",
+}
+
+
+def settings_from(
+    args: argparse.Namespace, env: Mapping[str, str] | None = None
+) -> tuple[KafkaSettings, JobSettings, list[str]]:
+    """Flags laid over the environment, then checked once (a flag wins over its variable)."""
+    merged = dict(os.environ if env is None else env)
+    for attr, name in FLAG_ENV.items():
+        value = getattr(args, attr)
+        if value is not None:
+            merged[name] = str(value)
+    if args.available_now:
+        merged["JOB_TRIGGER"] = "availableNow"
+    kafka = KafkaSettings.from_env(merged)
+    job = JobSettings.from_env(merged)
     streams = [s.strip() for s in args.streams.split(",") if s.strip()]
     unknown = sorted(set(streams) - set(STREAMS))
     if unknown or not streams:
@@ -487,6 +508,9 @@ def build_session(job: JobSettings) -> SparkSession:
         # Constraint inference over the validation plan's hundreds of expressions takes the
         # optimizer tens of seconds whenever a join sits on top (measured: 25 s per plan).
         .config("spark.sql.constraintPropagation.enabled", "false")
+        # Each batch plans the same few dozen stages; with the default 100 entries the cache
+        # evicts them and every batch compiled ~135 classes anew (scripts/bench profile).
+        .config("spark.sql.codegen.cache.maxEntries", "2000")
     )
     for key, value in spark_catalog_conf(job).items():
         builder = builder.config(key, value)

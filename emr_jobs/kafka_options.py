@@ -68,8 +68,15 @@ class KafkaSettings:
             raise SettingsError(
                 "no topic for " + ", ".join(f"{s} ({CONTRACTS[s].topic_env})" for s in missing)
             )
-        if len(set(self.topics.values())) != len(self.topics):
-            raise SettingsError(f"topics must be distinct, got {dict(self.topics)}")
+        by_topic: dict[str, list[str]] = {}
+        for stream, topic in self.topics.items():
+            by_topic.setdefault(topic, []).append(CONTRACTS[stream].topic_env)
+        shared = {topic: names for topic, names in by_topic.items() if len(names) > 1}
+        if shared:
+            raise SettingsError(
+                "each stream needs its own topic: "
+                + "; ".join(f"{' and '.join(n)} are all {t!r}" for t, n in shared.items())
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSettings:

@@ -269,10 +269,8 @@ def to_quarantine_rows(checked: DataFrame) -> DataFrame:
     )
 
 
-def split_duplicates(
-    rows: DataFrame, written: DataFrame, contract: Contract
-) -> tuple[DataFrame, DataFrame]:
-    """(rows to write, rows removed as duplicates), both deterministic for a replayed batch.
+def flag_duplicates(rows: DataFrame, written: DataFrame, contract: Contract) -> DataFrame:
+    """``rows`` with a boolean ``duplicate`` column, deterministic for a replayed batch.
 
     ``written`` holds the id and Kafka coordinates of rows already in the table around the
     batch's event times. A row is a duplicate when an earlier batch wrote its id from another
@@ -293,9 +291,22 @@ def split_duplicates(
     )
     earlier = ranked.join(seen, on=matches_earlier, how="left_semi")
     fresh = ranked.join(seen, on=matches_earlier, how="left_anti")
-    keep = fresh.where(F.col("_copy") == 1).drop("_copy")
-    removed = earlier.unionByName(fresh.where(F.col("_copy") > 1)).drop("_copy")
-    return keep, removed
+    return (
+        earlier.withColumn("duplicate", F.lit(True))
+        .unionByName(fresh.withColumn("duplicate", F.col("_copy") > 1))
+        .drop("_copy")
+    )
+
+
+def split_duplicates(
+    rows: DataFrame, written: DataFrame, contract: Contract
+) -> tuple[DataFrame, DataFrame]:
+    """(rows to write, rows removed as duplicates): :func:`flag_duplicates`, split in two."""
+    flagged = flag_duplicates(rows, written, contract)
+    return (
+        flagged.where(~F.col("duplicate")).drop("duplicate"),
+        flagged.where(F.col("duplicate")).drop("duplicate"),
+    )
 
 
 def to_duplicate_rows(removed: DataFrame, contract: Contract) -> DataFrame:

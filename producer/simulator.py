@@ -94,8 +94,7 @@ class SimulationOptions:
                 raise ValueError(f"{name} must be from 0 to 1, got {value!r}")
         if not 0.0 <= self.late_max_seconds <= 3600 or (
                 self.late_fraction > 0 and self.late_max_seconds < 0.001):
-            raise ValueError("late_max_seconds must be from 0.001 to 3600 (keep it <= 90 so "
-                             "late events stay inside the job's watermark), "
+            raise ValueError("late_max_seconds must be from 0.001 to 3600, "
                              f"got {self.late_max_seconds!r}")
         if not 0.001 <= self.weather_every_seconds <= 86_400:
             raise ValueError("weather_every_seconds must be from 0.001 to 86400, "

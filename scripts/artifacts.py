@@ -54,7 +54,7 @@ REQUIRED_JARS = ("spark-sql-kafka-0-10_", "spark-token-provider-kafka-0-10_", "k
                  "aws-msk-iam-auth-")
 #: Local-only jars (the Iceberg runtime and the JDBC catalog's SQLite driver) that EMR must not
 #: get even if they land in the jars folder: a second Iceberg beside EMR's own breaks the catalog.
-LOCAL_ONLY_JARS = ("iceberg-spark-runtime-", "sqlite-jdbc-")
+LOCAL_ONLY_JARS = ("iceberg-spark-runtime-", "sqlite-jdbc-", "iceberg-aws-bundle-")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same zip bytes
 
 

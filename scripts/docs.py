@@ -38,11 +38,18 @@ def render() -> str:
             out.append(f"| `{f.name}` | {f.type} | {required} | {_rule(f)} | {f.description} |")
         out.append("")
     out.append(
-        "Every lake row also has: "
+        "Every row of a stream's table also has: "
         + ", ".join(f"`{c['name']}` ({c['type']})" for c in LAKE.metadata_columns)
-        + "; partitions "
-        + ", ".join(f"`{c['name']}`" for c in LAKE.partition_columns)
-        + "."
+        + f". Tables are partitioned by `{LAKE.data_partition}(timestamp)` (hidden)."
+    )
+    out.append("")
+    out.append(
+        "Each `<stream>_quarantine` table has: "
+        + ", ".join(f"`{c['name']}` ({c['type']})" for c in LAKE.quarantine_columns)
+        + f"; partitioned by `{LAKE.quarantine_partition}`. The `{LAKE.duplicates_table}` "
+        + "table has: "
+        + ", ".join(f"`{c['name']}` ({c['type']})" for c in LAKE.duplicate_columns)
+        + f"; partitioned by `{LAKE.duplicates_partition}`."
     )
     return "\n".join(out)
 

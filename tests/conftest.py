@@ -74,9 +74,12 @@ def kafka_broker(tmp_path_factory) -> Iterator:
 @pytest.fixture
 def topic_prefix(request) -> str:
     """Unique topic names per test, so tests sharing the broker never see each other's data."""
+    import hashlib
     import re
 
-    return re.sub(r"[^a-zA-Z0-9]", "-", request.node.name)[:40] + "-"
+    # Truncated names can collide (parametrized tests): a hash of the full id keeps them apart.
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    return re.sub(r"[^a-zA-Z0-9]", "-", request.node.name)[:32] + f"-{digest}-"
 
 
 @pytest.fixture

@@ -1,14 +1,19 @@
 """The compose stack (local/docker-compose.yml), checked statically: there is no Docker here.
 
 The file must parse, name the services the README names, agree with the project's settings
-(ports, variable names, the contracts' topics, an s3a:// lake), pin every image, give every
-awaited service a healthcheck, and configure Kafka's listeners consistently.
+(ports, variable names, the contracts' topics, an Iceberg lake on s3a:// with its SQLite catalog
+on a volume of the driver), mount the jar sets `make setup` resolves, pin every image, give every
+awaited service a healthcheck, and configure Kafka's listeners consistently. The job's code must
+import on the Spark image's Python.
 """
 
 from __future__ import annotations
 
+import ast
 import re
+import sys
 from importlib.metadata import version
+from pathlib import PurePosixPath
 
 import pytest
 import yaml
@@ -16,7 +21,7 @@ import yaml
 from emr_jobs.contracts import CONTRACTS, STREAMS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT, JobSettings
-from scripts.run_job import S3A_JARS_DIR, SPARK_JARS_DIR
+from scripts.run_job import ICEBERG_JARS_DIR, S3A_JARS_DIR, SPARK_JARS_DIR
 
 LOCAL = REPO_ROOT / "local"
 COMPOSE_FILE = LOCAL / "docker-compose.yml"
@@ -24,6 +29,10 @@ README = REPO_ROOT / "README.md"
 
 #: Containers reach Kafka here; the host reaches it at KafkaSettings' default.
 INTERNAL_BOOTSTRAP = "kafka:29092"
+#: The apache/spark image's WORKDIR, owned by its `spark` user (apache/spark-docker Dockerfile).
+SPARK_IMAGE_WORKDIR = "/opt/spark/work-dir"
+#: The Python of the apache/spark python3 image (Ubuntu 22.04), which runs driver and executors.
+SPARK_IMAGE_PYTHON = (3, 10)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +88,27 @@ def readme_compose_services() -> list[str]:
     return names
 
 
+def readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, re.S | re.M)
+    assert match, f"README has no '## {title}' section"
+    return match.group(1)
+
+
+def readme_settings() -> set[str]:
+    """The variables of the README's settings table."""
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", readme_section("Settings"), re.M))
+
+
+def volume_mounts(service: dict) -> dict[str, str]:
+    """Container path -> source (a named volume, or a path relative to local/)."""
+    mounts = {}
+    for volume in service.get("volumes") or []:
+        source, target = volume.split(":")[:2]
+        mounts[target] = source
+    return mounts
+
+
 # --- the file and the README ---------------------------------------------------------------------
 
 
@@ -94,6 +124,15 @@ def test_the_compose_file_parses_and_defines_the_stack(compose, services):
 def test_every_service_the_readme_names_exists_and_every_service_is_documented(services):
     named = readme_compose_services()
     assert sorted(set(named)) == sorted(services)
+
+
+def test_every_variable_taken_from_the_shell_is_documented_in_the_compose_section():
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    passed = set(re.findall(r"\$\{(\w+)", text))
+    assert {"LAKE_BUCKET", "LAKE_DATABASE", "JOB_TRIGGER", "MINIO_ROOT_USER"} <= passed
+    section = readme_section("Compose stack (Docker)")
+    missing = sorted(v for v in passed if f"`{v}`" not in section)
+    assert not missing, f"README's compose section does not mention {missing}"
 
 
 def test_there_is_no_zookeeper(services):
@@ -295,6 +334,69 @@ def test_the_job_settings_are_valid_and_the_lake_is_s3a_on_the_bucket_minio_init
     bucket = environment(services["minio-init"])["LAKE_BUCKET"]
     assert job.lake_uri == f"s3a://{bucket}"
     assert '"lake/$$LAKE_BUCKET"' in str(services["minio-init"]["entrypoint"])
+    # The Iceberg catalog: JDBC on a SQLite file (no Glue off AWS), the default database.
+    assert job.catalog == "jdbc"
+    assert job.catalog_uri.startswith("jdbc:sqlite:/")
+    assert job.database == JobSettings().database
+
+
+class _Reads(dict):
+    """An environment that records every variable a ``from_env`` asks for."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env)
+        self.asked: set[str] = set()
+
+    def get(self, key, default=None):
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        self.asked.add(key)
+        return super().__contains__(key)
+
+
+def test_the_job_service_passes_only_settings_the_job_reads_and_the_readme_documents(services):
+    env = environment(services["spark-submit"])
+    reads = _Reads(env)
+    JobSettings.from_env(reads)
+    KafkaSettings.from_env(reads)
+    assert {"LAKE_URI", "LAKE_CATALOG", "LAKE_CATALOG_URI", "LAKE_DATABASE"} <= reads.asked
+    settings = set(env) - PLATFORM_VARIABLES
+    unread = sorted(settings - reads.asked)
+    assert not unread, f"spark-submit passes {unread}, which the job's settings never read"
+    undocumented = sorted(settings - readme_settings())
+    assert not undocumented, f"README's settings table lacks {undocumented}"
+
+
+def test_the_catalog_is_a_sqlite_file_on_a_named_volume_that_only_the_driver_opens(
+    compose, services
+):
+    job_service = services["spark-submit"]
+    catalog = PurePosixPath(
+        JobSettings.from_env(environment(job_service)).catalog_uri.removeprefix("jdbc:sqlite:")
+    )
+    mounts = volume_mounts(job_service)
+    assert str(catalog.parent) in mounts, f"{catalog} is not on a volume: lost with the container"
+    volume = mounts[str(catalog.parent)]
+    assert not volume.startswith((".", "/")), "a named volume, not a host folder"
+    assert volume in (compose.get("volumes") or {}), f"volume {volume} is not declared"
+    # A new named volume takes the owner of the image folder it is mounted on; the job runs as
+    # the image's `spark` user, which owns only the working directory.
+    assert str(catalog.parent) == SPARK_IMAGE_WORKDIR
+    assert job_service.get("user") is None and job_service.get("working_dir") is None
+    # The driver (client mode, this container) is the catalog's only user; executors write
+    # data files to MinIO and never open it. MinIO's data and the catalog persist together.
+    script = (LOCAL / "compose" / "submit-job.sh").read_text(encoding="utf-8")
+    assert "--deploy-mode client" in script
+    users = [n for n, s in services.items() if volume in volume_mounts(s).values()]
+    assert users == ["spark-submit"]
+    assert "minio-data" in volume_mounts(services["minio"]).values()
+    assert 'mkdir -p "$(dirname "$catalog_file")"' in script, "SQLite makes no directories"
 
 
 def test_s3a_points_at_minio_and_credentials_come_from_the_environment(services):
@@ -351,8 +453,9 @@ def test_spark_has_a_master_and_two_workers_with_2_gb_each(services):
 
 def test_the_job_service_submits_emr_jobs_with_the_maven_resolved_jars(services):
     job = services["spark-submit"]
-    mounts = {v.split(":")[1]: (LOCAL / v.split(":")[0]).resolve() for v in job["volumes"]}
+    mounts = {t: (LOCAL / s).resolve() for t, s in volume_mounts(job).items() if s[0] == "."}
     assert mounts["/opt/smartcity/jars/spark"] == SPARK_JARS_DIR
+    assert mounts["/opt/smartcity/jars/iceberg"] == ICEBERG_JARS_DIR
     assert mounts["/opt/smartcity/jars/s3a"] == S3A_JARS_DIR
     assert mounts["/opt/smartcity/app/emr_jobs"] == REPO_ROOT / "emr_jobs"
     script = (LOCAL / "compose" / "submit-job.sh").read_text(encoding="utf-8")
@@ -362,21 +465,139 @@ def test_the_job_service_submits_emr_jobs_with_the_maven_resolved_jars(services)
     assert "/opt/smartcity/jars" in script
 
 
+def setup_jar_sets() -> list[str]:
+    """The jar sets scripts/setup.sh resolves into .cache/jars/<set> (one pom each)."""
+    script = (REPO_ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    match = re.search(r"^for set in ([a-z0-9 -]+); do$", script, re.M)
+    assert match, "setup.sh has no `for set in ...` loop over the jar sets"
+    assert 'OUT=$CACHE/jars/$set' in script and "POM=local/maven/$set/pom.xml" in script
+    return match.group(1).split()
+
+
+def test_the_job_mounts_exactly_the_jar_sets_setup_resolves_and_puts_each_on_its_classpath(
+    services,
+):
+    mounts = volume_mounts(services["spark-submit"])
+    jar_dirs = {
+        t: (LOCAL / s).resolve()
+        for t, s in mounts.items()
+        if s.startswith(".") and (LOCAL / s).resolve().parent == REPO_ROOT / ".cache" / "jars"
+    }
+    assert set(jar_dirs.values()) == {SPARK_JARS_DIR, ICEBERG_JARS_DIR, S3A_JARS_DIR}, (
+        "Kafka source, Iceberg runtime with the SQLite driver, and S3A: what run_job uses"
+    )
+    for volume in services["spark-submit"]["volumes"]:
+        if volume.split(":")[1] in jar_dirs:
+            assert volume.endswith(":ro"), f"{volume}: the job never writes its jars"
+    sets = setup_jar_sets()
+    script = (LOCAL / "compose" / "submit-job.sh").read_text(encoding="utf-8")
+    jars_line = re.search(r"^jars=\$\(ls (.+) \| paste -sd, -\)$", script, re.M)
+    assert jars_line, "submit-job.sh builds no --jars list"
+    for target, source in jar_dirs.items():
+        name = source.name
+        assert name in sets, f"setup.sh does not resolve .cache/jars/{name}"
+        assert (LOCAL / "maven" / name / "pom.xml").is_file(), f"no pom for the {name} jars"
+        assert target == f"/opt/smartcity/jars/{name}"
+        assert f'"$JARS"/{name}/*.jar' in jars_line.group(1), f"{name} jars not on --jars"
+    # The job fails with a clear message, not a ClassNotFoundException, when a set is missing.
+    for jar in ("spark/spark-sql-kafka-0-10_", "iceberg/iceberg-spark-runtime-",
+                "iceberg/sqlite-jdbc-", "s3a/hadoop-aws-"):
+        assert jar in script, f"submit-job.sh does not check for {jar}*.jar"
+    # The Iceberg runtime is built for the cluster's Spark and Scala.
+    pom = (LOCAL / "maven" / "iceberg" / "pom.xml").read_text(encoding="utf-8")
+    spark_minor = ".".join(version("pyspark").split(".")[:2])
+    assert f"<artifactId>iceberg-spark-runtime-{spark_minor}_2.12</artifactId>" in pom
+    assert "<artifactId>sqlite-jdbc</artifactId>" in pom
+
+
 def test_every_mounted_file_exists(services):
     for name, service in services.items():
-        for volume in service.get("volumes") or []:
-            source = volume.split(":")[0]
+        for source in volume_mounts(service).values():
             if not source.startswith("."):
                 continue  # a named volume
             path = (LOCAL / source).resolve()
-            if path in (SPARK_JARS_DIR, S3A_JARS_DIR):
+            if path in (SPARK_JARS_DIR, ICEBERG_JARS_DIR, S3A_JARS_DIR):
                 continue  # made by `make setup`, which `make compose-up` runs first
             assert path.exists(), f"{name} mounts {source}, which does not exist"
 
 
-def test_make_compose_up_and_down_call_this_file():
-    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
-    for target, verb in (("compose-up", "up"), ("compose-down", "down")):
-        recipe = re.search(rf"^{target}:.*\n\t(.+)$", makefile, re.M)
-        assert recipe, f"Makefile has no {target} target"
-        assert recipe.group(1).startswith("docker compose -f local/docker-compose.yml " + verb)
+#: Standard-library names that Python 3.11 added (the image's Python is 3.10).
+PY311_ONLY = {
+    "datetime": {"UTC"},
+    "enum": {"StrEnum", "ReprEnum", "verify", "EnumCheck"},
+    "typing": {"Self", "LiteralString", "Never", "assert_never", "reveal_type", "Required",
+               "NotRequired", "TypeVarTuple", "Unpack", "dataclass_transform"},
+    "asyncio": {"TaskGroup", "timeout", "Runner"},
+    "tomllib": set(),
+    "wsgiref.types": set(),
+}
+
+
+def py310_problems(source: str, where: str) -> list[str]:
+    """What stops a module importing on Python 3.10 in the Spark image, one line each."""
+    try:
+        tree = ast.parse(source, feature_version=SPARK_IMAGE_PYTHON)
+    except SyntaxError as err:
+        return [f"{where}:{err.lineno}: not Python 3.10 syntax ({err.msg})"]
+    problems = []
+    modules: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                modules[alias.asname or alias.name] = alias.name
+                if PY311_ONLY.get(alias.name) == set():
+                    problems.append(f"{where}:{node.lineno}: {alias.name} is Python 3.11+")
+        elif isinstance(node, ast.ImportFrom) and node.module in PY311_ONLY and not node.level:
+            new = PY311_ONLY[node.module]
+            for alias in node.names:
+                if not new or alias.name in new:
+                    problems.append(f"{where}:{node.lineno}: {node.module}.{alias.name} is 3.11+")
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.attr in PY311_ONLY.get(modules.get(node.value.id, ""), set())
+        ):
+            problems.append(f"{where}:{node.lineno}: {node.value.id}.{node.attr} is 3.11+")
+    available = sys.stdlib_module_names | {"__future__", "pyspark", "emr_jobs"}
+    for node in tree.body:  # module level: what the driver and executors import from the zip
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] not in available:
+                problems.append(f"{where}:{node.lineno}: imports {name}, not in the image")
+    return problems
+
+
+def test_the_job_imports_on_the_spark_images_python(services):
+    """Driver and executors run the image's Python 3.10: no 3.11 syntax or standard-library
+    names, and nothing outside the standard library but pyspark (the image has nothing else)."""
+    assert services["spark-submit"]["image"].endswith("-python3-ubuntu")
+    problems = [
+        problem
+        for path in sorted((REPO_ROOT / "emr_jobs").rglob("*.py"))
+        for problem in py310_problems(
+            path.read_text(encoding="utf-8"), str(path.relative_to(REPO_ROOT))
+        )
+    ]
+    assert not problems, "the compose job would not start:\n" + "\n".join(problems)
+
+
+def test_the_python_310_check_finds_what_it_looks_for():
+    source = (
+        "import datetime\nimport tomllib\nimport boto3\nfrom datetime import UTC, timedelta\n"
+        "from typing import Any, Self\n\ndef f():\n    import yaml\n    return datetime.UTC\n"
+    )
+    assert py310_problems(source, "m.py") == [
+        "m.py:2: tomllib is Python 3.11+",
+        "m.py:4: datetime.UTC is 3.11+",
+        "m.py:5: typing.Self is 3.11+",
+        "m.py:9: datetime.UTC is 3.11+",
+        "m.py:3: imports boto3, not in the image",
+    ]
+    [syntax] = py310_problems("try:\n    pass\nexcept* ValueError:\n    pass\n", "m.py")
+    assert syntax.startswith("m.py:") and "not Python 3.10 syntax" in syntax

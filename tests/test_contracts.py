@@ -77,7 +77,7 @@ def test_producer_output_and_job_schema_do_not_drift(spark, simulated_events, st
     reasons = [r.reason for r in checked.select("reason").collect() if r.reason]
     assert reasons == []
     rows = to_lake_rows(checked, contract)
-    assert rows.columns == lake_columns(contract)
+    assert [*rows.columns, "ingestTime"] == lake_columns(contract)
     got = {r["id"]: r.asDict(recursive=True) for r in rows.collect()}
     for payload in sent:
         row = got[payload["id"]]
@@ -159,9 +159,10 @@ def test_spark_validation_gives_the_python_validators_reasons(
 def test_glue_type_map_covers_every_contract_type():
     from emr_jobs.contracts import FIELD_TYPES, GLUE_TYPES
 
-    assert set(GLUE_TYPES) == set(FIELD_TYPES)
+    assert set(GLUE_TYPES) == {*FIELD_TYPES, "binary"}  # binary: quarantine's exact bytes
     used = {f.type for c in CONTRACTS.values() for f in c.fields} | {
-        c["type"] for c in LAKE.metadata_columns + LAKE.partition_columns
+        c["type"]
+        for c in LAKE.metadata_columns + LAKE.quarantine_columns + LAKE.duplicate_columns
     }
     assert used <= set(GLUE_TYPES)
 

@@ -16,7 +16,15 @@ from producer.settings import ProducerSettings
         ({"LAKE_URI": "hdfs://x/lake"}, "LAKE_URI"),
         ({"JOB_TRIGGER": "once"}, "JOB_TRIGGER"),
         ({"JOB_TRIGGER_INTERVAL": "10s"}, "JOB_TRIGGER_INTERVAL"),
-        ({"JOB_WATERMARK_DELAY": "two minutes"}, "JOB_WATERMARK_DELAY"),
+        ({"JOB_DEDUPE_WINDOW": "two minutes"}, "JOB_DEDUPE_WINDOW"),
+        ({"JOB_LATE_AFTER": "2m"}, "JOB_LATE_AFTER"),
+        ({"JOB_MAX_FUTURE": "soon"}, "JOB_MAX_FUTURE"),
+        ({"JOB_EVENT_TIME_FLOOR": "2000-01-01"}, "JOB_EVENT_TIME_FLOOR"),
+        ({"LAKE_CATALOG": "hive"}, "LAKE_CATALOG"),
+        ({"LAKE_URI": "s3a://bucket/lake"}, "LAKE_CATALOG_URI"),
+        ({"LAKE_CATALOG_URI": "sqlite:///tmp/c.db"}, "LAKE_CATALOG_URI"),
+        ({"LAKE_CATALOG": "glue"}, "LAKE_CATALOG=glue needs an s3:// LAKE_URI"),
+        ({"LAKE_DATABASE": "Smart-City"}, "LAKE_DATABASE"),
         ({"JOB_MAX_OFFSETS_PER_TRIGGER": "0"}, "JOB_MAX_OFFSETS_PER_TRIGGER"),
         ({"JOB_MAX_OFFSETS_PER_TRIGGER": "lots"}, "JOB_MAX_OFFSETS_PER_TRIGGER"),
         ({"JOB_STARTING_OFFSETS": "middle"}, "JOB_STARTING_OFFSETS"),
@@ -33,7 +41,7 @@ def test_job_settings_name_the_wrong_variable(env, setting):
         ({"KAFKA_BOOTSTRAP_SERVERS": "localhost"}, "KAFKA_BOOTSTRAP_SERVERS"),
         ({"KAFKA_AUTH_MODE": "sasl-plain"}, "KAFKA_AUTH_MODE"),
         ({"KAFKA_AUTH_MODE": "msk-iam"}, "AWS_REGION"),
-        ({"GPS_TOPIC": "vehicle_data"}, "distinct"),
+        ({"GPS_TOPIC": "vehicle_data"}, "VEHICLE_TOPIC and GPS_TOPIC are all 'vehicle_data'"),
     ],
 )
 def test_kafka_settings_name_the_wrong_variable(env, setting):
@@ -72,7 +80,9 @@ def test_defaults_are_the_reference_names():
         "emergency": "emergency_data",
     }
     job = JobSettings.from_env({})
-    assert job.watermark_delay == "2 minutes"
+    assert job.dedupe_window == "2 minutes"
+    assert (job.catalog, job.database) == ("jdbc", "smartcity")
+    assert job.catalog_uri == "jdbc:sqlite:" + job.lake_uri.removeprefix("file://") + "/catalog.db"
     assert job.lake_uri.startswith("file://") and job.lake_uri.endswith("/lake")
     assert job.max_offsets_per_trigger is None
 
@@ -105,3 +115,22 @@ def test_spark_options_keep_the_consumer_group_prefix_the_iam_policy_names():
     assert options["groupIdPrefix"] == LAKE.consumer_group_prefix
     assert options["kafka.bootstrap.servers"] == "b-1:9092"
     assert "kafka.security.protocol" not in options
+
+
+def test_job_flags_override_their_variables_and_are_checked_once():
+    """``--lake-uri`` wins over LAKE_URI before anything is checked: a glue catalog with an
+    s3:// lake given only as a flag is valid."""
+    from emr_jobs.job import parse_args, settings_from
+
+    env = {"LAKE_CATALOG": "glue", "LAKE_URI": "file:///tmp/lake", "LAKE_DATABASE": "city"}
+    kafka, job, streams = settings_from(
+        parse_args(["--lake-uri", "s3://lake-bucket", "--available-now"]), env
+    )
+    assert (job.lake_uri, job.catalog, job.database, job.trigger) == (
+        "s3://lake-bucket",
+        "glue",
+        "city",
+        "availableNow",
+    )
+    with pytest.raises(SettingsError, match="--streams"):
+        settings_from(parse_args(["--streams", "vehicle,bus"]), {})

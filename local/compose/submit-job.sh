@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
 # The `spark-submit` service of local/docker-compose.yml (apache/spark image): submits the job
 # that EMR runs, emr_jobs/job.py, to the standalone master in client mode. Kafka is the `kafka`
-# service's internal listener; the lake is s3a:// on MinIO. Extra arguments go to the job
-# (for example `--available-now`).
+# service's internal listener; the lake is Iceberg tables on MinIO (s3a://), with the catalog in
+# a SQLite file on the driver (LAKE_CATALOG=jdbc, LAKE_CATALOG_URI). Extra arguments go to the
+# job (for example `--available-now`).
+#
+# Jars (`make setup` on the host): .cache/jars/spark (Kafka source), .cache/jars/iceberg (the
+# Iceberg runtime and the SQLite JDBC driver of the catalog) and .cache/jars/s3a (S3A, through
+# which Iceberg's HadoopFileIO writes metadata and data files). --jars ships them to executors.
 #
 # S3A settings (README, "The lake on any S3-compatible store"): endpoint, path-style access,
 # plain HTTP, and credentials from the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
 # here MinIO's local dev login, set on this container and on the workers, whose executors
-# write the Parquet files). No key is ever written into a Spark or Hadoop setting.
+# write the data files). No key is ever written into a Spark or Hadoop setting.
 set -euo pipefail
 
 APP=/opt/smartcity/app
 JARS=/opt/smartcity/jars
 
-if ! ls "$JARS"/spark/spark-sql-kafka-*.jar "$JARS"/s3a/hadoop-aws-*.jar >/dev/null 2>&1; then
-  echo "submit-job: the Kafka and S3A jars are missing in .cache/jars; run 'make setup' on the host" >&2
-  exit 2
-fi
-jars=$(ls "$JARS"/spark/*.jar "$JARS"/s3a/*.jar | paste -sd, -)
+for jar in spark/spark-sql-kafka-0-10_ iceberg/iceberg-spark-runtime- iceberg/sqlite-jdbc- \
+           s3a/hadoop-aws-; do
+  if ! ls "$JARS/$jar"*.jar >/dev/null 2>&1; then
+    echo "submit-job: $JARS/$jar*.jar is missing (.cache/jars on the host); run 'make setup'" >&2
+    exit 2
+  fi
+done
+jars=$(ls "$JARS"/spark/*.jar "$JARS"/iceberg/*.jar "$JARS"/s3a/*.jar | paste -sd, -)
+
+# SQLite creates the catalog file but not its directory.
+catalog_file=${LAKE_CATALOG_URI:?}
+catalog_file=${catalog_file#jdbc:sqlite:}
+mkdir -p "$(dirname "$catalog_file")"
 
 # The job and its contracts as --py-files, as on EMR; executors import emr_jobs from it.
 (cd "$APP" && python3 -m zipfile -c /tmp/smartcity-job.zip emr_jobs)

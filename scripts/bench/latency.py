@@ -3,24 +3,24 @@
 One continuous run of the real job (default trigger, ``JobSettings.trigger_interval``) reads
 fresh topics while the producer (``send_events``) sends at fixed rates:
 
-1. warm-up at a low rate until every query has committed a batch with rows (JVM, code
-   generation and the Kafka consumers are then warm); these rows are not measured;
+1. warm-up at a low rate until the job has committed ``WARM_BATCHES`` batches with rows of the
+   busy streams (JVM, code generation, the Kafka consumer and the exactly-once guard's first
+   look at the tables are then behind it); these rows are not measured;
 2. each phase sends at its rate for a fixed time, then waits until the job has committed
    everything (or the drain timeout passes), so phases do not leak into each other.
 
 Creation time is the Kafka record timestamp (set by the producer client when ``produce()`` is
-called, kept in the lake as ``kafkaTimestamp``). Commit time is the mtime of the file sink's
-``_spark_metadata/<batch>`` entry that first lists the row's file: the moment readers can see
-it. Rows still missing at the end count as infinitely late, so they can only raise a
-percentile.
+called, kept in the lake as ``kafkaTimestamp``). Commit time is the commit time of the Iceberg
+snapshot that added the row's data file, read through the catalog (pyiceberg: the table's
+manifest entries name the snapshot that added each file): the moment readers can see the row.
+Rows still missing at the end count as infinitely late, so they can only raise a percentile.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -32,12 +32,20 @@ from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import JobSettings, duration_seconds
 from producer.kafka_producer import send_events
 from producer.simulator import Event
-from scripts.bench import spark_profile
-from scripts.bench.job_rate import JobProcess, checkpoint_batches, committed_rows
+from scripts.bench.job_rate import (
+    JobProcess,
+    checkpoint_batches,
+    commit_steps,
+    committed_rows,
+    lake_settings,
+    step_summary,
+    table_commits,
+)
 from scripts.bench.producer_rate import fleet_events
-from scripts.bench.stats import percentile
+from scripts.bench.stats import figure, percentile
 
 WARM_STREAMS = ("vehicle", "gps", "weather")  # streams that always have rows within seconds
+WARM_BATCHES = 2
 
 
 @dataclass
@@ -54,8 +62,8 @@ class JobDied(RuntimeError):
     pass
 
 
-def _paced(job: JobProcess, lake_dir: Path, phases: Sequence[Phase], *, warm_rate: float,
-           warm_timeout: float, drain_timeout: float) -> Iterator[Event]:
+def _paced(job: JobProcess, settings: KafkaSettings, lake_dir: Path, phases: Sequence[Phase],
+           *, warm_rate: float, warm_timeout: float, drain_timeout: float) -> Iterator[Event]:
     """The events for ``send_events``: warm-up, then each phase at its rate, then its drain."""
     source = fleet_events(1000, 10**9)
     sent = dict.fromkeys(STREAMS, 0)
@@ -78,9 +86,9 @@ def _paced(job: JobProcess, lake_dir: Path, phases: Sequence[Phase], *, warm_rat
     def warm() -> bool:
         if not job.running():
             raise JobDied("the job stopped during the warm-up")
-        done = {(b.stream, b.area) for b in checkpoint_batches(lake_dir)
-                if b.end is not None and b.rows > 0}
-        return all((s, a) in done for s in WARM_STREAMS for a in ("data", "quarantine"))
+        done = [b for b in checkpoint_batches(lake_dir, settings)
+                if b.end is not None and all(b.by_stream.get(s, 0) > 0 for s in WARM_STREAMS)]
+        return len(done) >= WARM_BATCHES
 
     checked = [time.monotonic()]
 
@@ -103,7 +111,7 @@ def _paced(job: JobProcess, lake_dir: Path, phases: Sequence[Phase], *, warm_rat
         while time.monotonic() < deadline:
             if not job.running():
                 raise JobDied("the job stopped during a phase")
-            done = committed_rows(lake_dir)
+            done = committed_rows(lake_dir, settings)
             if all(done[s] >= sent[s] for s in STREAMS):
                 phase.drain_seconds = time.time() - phase.end
                 break
@@ -114,35 +122,28 @@ def _local(uri: str) -> Path:
     return Path(unquote(urlparse(uri).path))
 
 
-def commit_times(table_dir: Path) -> dict[Path, float]:
-    """Each committed file of a file-sink table -> when its batch was committed (epoch s)."""
-    log_dir = table_dir / "_spark_metadata"
-    if not log_dir.is_dir():
+def commit_times(table) -> dict[str, float]:
+    """Each data file of a pyiceberg table -> commit time (epoch s) of the snapshot that added
+    it. The job only appends, so every live file's entry names the snapshot that added it."""
+    committed = {snap.snapshot_id: snap.timestamp_ms / 1000 for snap in table.snapshots()}
+    if table.current_snapshot() is None:
         return {}
-    entries: dict[int, Path] = {}
-    for p in log_dir.iterdir():
-        batch = p.name.removesuffix(".compact")
-        if batch.isdigit() and (p.name.endswith(".compact") or int(batch) not in entries):
-            entries[int(batch)] = p
-    times: dict[Path, float] = {}
-    for batch in sorted(entries):
-        entry = entries[batch]
-        mtime = entry.stat().st_mtime
-        for line in entry.read_text(encoding="utf-8").splitlines()[1:]:
-            if line.strip():
-                doc = json.loads(line)
-                path = _local(doc["path"])
-                if doc.get("action", "add") == "add" and path not in times:
-                    times[path] = mtime  # a compact entry repeats earlier batches' files
-    return times
+    entries = table.inspect.entries().select(["snapshot_id", "data_file"]).to_pylist()
+    return {e["data_file"]["file_path"]: committed[e["snapshot_id"]] for e in entries}
 
 
 def row_latencies(lake_dir: Path, phases: Sequence[Phase]) -> list[list[float]]:
     """Per phase, the latency (s) of every row created during it; inf for rows not committed."""
+    from scripts.lake import catalog
+
+    job = lake_settings(lake_dir)
+    cat = catalog(job)
     found: list[list[float]] = [[] for _ in phases]
     for stream in STREAMS:
-        for path, committed in commit_times(lake_dir / LAKE.data_prefix / stream).items():
-            column = pq.read_table(path, columns=["kafkaTimestamp"]).column("kafkaTimestamp")
+        table = cat.load_table((job.database, LAKE.data_table(stream)))
+        for path, committed in commit_times(table).items():
+            column = pq.read_table(_local(path), columns=["kafkaTimestamp"]).column(
+                "kafkaTimestamp")
             created = column.to_numpy().astype("datetime64[us]").astype("int64") / 1e6
             for ts in created:
                 for i, phase in enumerate(phases):
@@ -156,14 +157,14 @@ def row_latencies(lake_dir: Path, phases: Sequence[Phase]) -> list[list[float]]:
 
 def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: Sequence[float],
                 phase_seconds: float, *, warm_rate: float = 200.0, warm_timeout: float = 180.0,
-                drain_timeout: float = 60.0) -> dict:
+                drain_timeout: float = 60.0, conf: Mapping[str, str] | None = None) -> dict:
     """Latency percentiles per rate, with the job's batches during the run."""
     trigger = duration_seconds(JobSettings().trigger_interval)
     phases = [Phase(rate, phase_seconds) for rate in rates]
-    job = JobProcess(settings, lake_dir, log_dir).start()
+    job = JobProcess(settings, lake_dir, log_dir, conf=conf or {}).start()
     try:
         report = send_events(
-            _paced(job, lake_dir, phases, warm_rate=warm_rate, warm_timeout=warm_timeout,
+            _paced(job, settings, lake_dir, phases, warm_rate=warm_rate, warm_timeout=warm_timeout,
                    drain_timeout=drain_timeout),
             settings, show_progress=False,
         )
@@ -177,12 +178,14 @@ def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: S
     finally:
         peaks = job.close()
     per_phase = row_latencies(lake_dir, phases)
+    batches = checkpoint_batches(lake_dir, settings)
+    commits = table_commits(lake_dir)
     out = {"trigger_seconds": trigger, "phases": {}, "driver_peak_rss": peaks,
            "job_stopped_cleanly": stopped_cleanly,
-           "profile": {**spark_profile.profile(job.event_log_dir),
+           "profile": {**job.profile(),
                        "process_cpu_s": job.cpu, "jvm_threads_cpu_s": job.jvm_threads,
                        "wall_s": time.time() - job.started},
-           "batches": [vars(b) for b in checkpoint_batches(lake_dir)]}
+           "batches": [{**vars(b), "seconds": b.seconds} for b in batches]}
     for phase, lat in zip(phases, per_phase, strict=True):
         committed = [x for x in lat if math.isfinite(x)]
 
@@ -191,6 +194,11 @@ def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: S
             return None if value is None or math.isinf(value) else value  # None: not reached
 
         span = phase.end - phase.start
+        # The batches that started while the phase was sending, and where their time went.
+        drained = phase.end + (drain_timeout if phase.drain_seconds is None
+                               else phase.drain_seconds)
+        held = [b for b in batches if b.end is not None and b.rows > 0
+                and phase.start <= b.end and b.start <= drained]
         out["phases"][str(int(phase.rate))] = {
             "rate": phase.rate,
             "achieved_rate": phase.sent / span if span > 0 else 0.0,
@@ -202,5 +210,9 @@ def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: S
             "p95": pct(95),
             "p99": pct(99),
             "max_committed": max(committed) if committed else None,
+            "batches": len(held),
+            "batch_rows": figure([b.rows for b in held], "rows"),
+            "batch_seconds": figure([b.seconds for b in held], "s"),
+            "steps": step_summary(commit_steps(held, commits)),
         }
     return out

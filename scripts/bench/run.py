@@ -1,7 +1,7 @@
 """``python -m scripts.bench``: start an embedded broker, measure, write the results.
 
-    python -m scripts.bench            # the full run (about 15-20 minutes on 2 cores)
-    python -m scripts.bench --quick    # small sizes, about 2 minutes; the test runs this
+    python -m scripts.bench            # the full run (about 12-15 minutes on 2 cores)
+    python -m scripts.bench --quick    # small sizes, about 5 minutes; the test runs this
 
 Results go to ``bench/results/`` (``results.json``, ``results.md``, ``results.png``); the table is
 also printed. A section that fails is recorded under ``errors`` and the others still run; the
@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.contracts import CONTRACTS, STREAMS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT
-from scripts.bench import job_rate, latency, memory, producer_rate, report
+from scripts.bench import fleet_rate, job_rate, latency, memory, producer_rate, report
 from scripts.bench.stats import figure, paired_ratios
 from scripts.local_broker import EmbeddedKafka, free_port
 from scripts.topics import TopicSpec, ensure_topics
@@ -50,24 +50,30 @@ class Plan:
     tutorial_events: int
     memory_events: int
     memory_repeats: int
-    job_events: int
+    job_events: int  # the backlog the job drains and the batch ceiling processes
     job_repeats: int
+    ceiling_warmup_fraction: float  # of the backlog, run untimed first in the ceiling's JVM
     job_scaling_vehicles: tuple[int, ...]  # job backlogs besides the headline fleet
-    job_caps: tuple[int, ...]  # JOB_MAX_OFFSETS_PER_TRIGGER values
+    job_scaling_events: int
+    job_caps: tuple[int, ...]  # JOB_MAX_OFFSETS_PER_TRIGGER values (on the headline backlog)
+    fleet_window_seconds: float  # simulated seconds counted for the fleet's real-time rate
     latency_rates: tuple[int, ...]
     latency_seconds: float
     drain_timeout: float
 
 
 FULL = Plan("full", vehicles=(10, 1_000, 10_000), producer_events=300_000, repeats=3,
-            tutorial_events=2_000, memory_events=300_000, memory_repeats=3, job_events=40_000,
-            job_repeats=3, job_scaling_vehicles=(10, 10_000), job_caps=(4_000, 16_000),
-            latency_rates=(1_000, 5_000), latency_seconds=30, drain_timeout=150)
+            tutorial_events=2_000, memory_events=300_000, memory_repeats=3, job_events=500_000,
+            job_repeats=1, ceiling_warmup_fraction=0.2, job_scaling_vehicles=(),
+            job_scaling_events=60_000, job_caps=(100_000,), fleet_window_seconds=60,
+            latency_rates=(1_000, 5_000), latency_seconds=30, drain_timeout=240)
 QUICK = Plan("quick", vehicles=(10, 1_000, 10_000), producer_events=50_000, repeats=2,
-             tutorial_events=300, memory_events=50_000, memory_repeats=1, job_events=3_000,
-             job_repeats=1, job_scaling_vehicles=(), job_caps=(), latency_rates=(1_000, 5_000),
-             latency_seconds=3, drain_timeout=12)
+             tutorial_events=300, memory_events=50_000, memory_repeats=1, job_events=10_000,
+             job_repeats=1, ceiling_warmup_fraction=0.5, job_scaling_vehicles=(),
+             job_scaling_events=0, job_caps=(), fleet_window_seconds=10,
+             latency_rates=(1_000, 5_000), latency_seconds=3, drain_timeout=90)
 SECTIONS = ("producer", "memory", "job", "latency")
+FLEET_VEHICLES = 10_000  # the fleet whose real-time rate the job must sustain 5 times over
 
 
 def topic_set(bootstrap: str, prefix: str, partitions: int = 3) -> KafkaSettings:
@@ -153,61 +159,88 @@ def memory_section(plan: Plan, bootstrap: str) -> dict:
 
 
 def _batch_points(batches: Sequence[job_rate.Batch], source: str) -> list[dict]:
-    """Per data-query batch with rows: rows read and seconds taken (for the scaling chart)."""
-    return [{"source": source, "stream": b.stream, "rows": b.rows, "seconds": b.seconds}
-            for b in batches
-            if b.area == LAKE.data_prefix and b.rows > 0 and b.seconds is not None]
+    """Per batch with rows: rows read and seconds taken (for the scaling chart)."""
+    return [{"source": source, "rows": b.rows, "seconds": b.seconds}
+            for b in batches if b.rows > 0 and b.seconds is not None]
+
+
+def _warm_json(json_dir: Path, fraction: float) -> Path:
+    """The first ``fraction`` of each stream's JSON lines: the ceiling's untimed warm-up."""
+    out = json_dir.parent / f"{json_dir.name}-warmup"
+    out.mkdir(parents=True, exist_ok=True)
+    for path in json_dir.glob("*.jsonl"):
+        lines = path.read_bytes().splitlines(keepends=True)
+        (out / path.name).write_bytes(b"".join(lines[:max(1, int(len(lines) * fraction))]))
+    return out
 
 
 def job_section(plan: Plan, bootstrap: str, work: Path, conf: dict[str, str]) -> dict:
     head = HEADLINE_VEHICLES
+    fleet = fleet_rate.realtime_rate(FLEET_VEHICLES, plan.fleet_window_seconds)
+    log.info("real-time rate of a %d-vehicle fleet: %.0f events/s", FLEET_VEHICLES,
+             fleet["events_per_second"])
     settings = topic_set(bootstrap, f"bench-job-{head}")
     json_dir = work / "json"
     job_rate.fill_backlog(settings, head, plan.job_events, json_dir=json_dir)
+    warm_dir = _warm_json(json_dir, plan.ceiling_warmup_fraction)
     runs, ceilings = [], []
     for rep in range(plan.job_repeats):
         runs.append(job_rate.run_available_now(
             settings, work / f"lake-job-{rep}", work / "logs" / f"job-{rep}",
             expected_rows=plan.job_events, conf=conf))
-        log.info("job drained %d rows in %.1fs (%.0f rows/s)", runs[-1].drain.rows,
-                 runs[-1].drain.seconds, runs[-1].drain.rows_per_second)
-        ceilings.append(job_rate.run_batch_ceiling(json_dir, work / f"ceiling-{rep}"))
+        log.info("job drained %d rows in %.1fs (%.0f rows/s) in %d batches", runs[-1].drain.rows,
+                 runs[-1].drain.seconds, runs[-1].drain.rows_per_second, len(runs[-1].batches))
+        ceilings.append(job_rate.run_batch_ceiling(json_dir, work / f"ceiling-{rep}",
+                                                   warmup_dir=warm_dir))
         c = ceilings[-1]
-        log.info("batch ceiling: %d rows in %.1fs (%.0f rows/s)", c["rows"], c["seconds"],
-                 c["rows"] / c["seconds"])
+        log.info("batch ceiling (warm): %d rows in %.1fs (%.0f rows/s; cold %.0f rows/s)",
+                 c["rows"], c["seconds"], c["rows"] / c["seconds"],
+                 c["warmup_rows"] / c["cold_seconds"])
     job_rates = [r.drain.rows_per_second for r in runs]
     ceiling_rates = [c["rows"] / c["seconds"] for c in ceilings]
+    fleet_rates = [fleet["events_per_second"]] * len(job_rates)
     # Task CPU time per event: the work itself, whatever else the machine is doing.
     job_cpu = [r.profile.get("task_cpu_s", 0) / r.drain.rows * 1e6 for r in runs]
-    ceiling_cpu = [c["profile"].get("task_cpu_s", 0) / c["rows"] * 1e6 for c in ceilings]
+    ceiling_cpu = [c["profile"].get("task_cpu_s", 0) / (c["rows"] + c["warmup_rows"]) * 1e6
+                   for c in ceilings]
     points = [p for i, r in enumerate(runs) for p in _batch_points(r.batches, f"backlog run {i}")]
-    by_vehicles: dict[str, dict] = {str(head): figure(job_rates, "rows/s")}
+    by_vehicles: dict[str, dict] = {}
     for v in plan.job_scaling_vehicles:
         s = topic_set(bootstrap, f"bench-job-{v}")
-        job_rate.fill_backlog(s, v, plan.job_events)
+        job_rate.fill_backlog(s, v, plan.job_scaling_events)
         r = job_rate.run_available_now(s, work / f"lake-job-v{v}", work / "logs" / f"job-v{v}",
-                                       expected_rows=plan.job_events, conf=conf)
+                                       expected_rows=plan.job_scaling_events, conf=conf)
         by_vehicles[str(v)] = figure([r.drain.rows_per_second], "rows/s")
         log.info("job at %d vehicles: %.0f rows/s", v, r.drain.rows_per_second)
     caps = {}
     for cap in plan.job_caps:
+        # The same backlog again, read at most ``cap`` records per batch: the batches after the
+        # first show what the job sustains once its JVM is warm.
         r = job_rate.run_available_now(
             settings, work / f"lake-job-cap{cap}", work / "logs" / f"job-cap{cap}",
             expected_rows=plan.job_events, env={"JOB_MAX_OFFSETS_PER_TRIGGER": str(cap)},
             conf=conf)
-        pts = _batch_points(r.batches, f"cap {cap}")
+        pts = _batch_points(r.batches, f"{cap:,} per trigger")
         points += pts
-        big = [p for p in pts if p["stream"] == "vehicle"]
+        steady = job_rate.steady_drain_of(r.batches)
         caps[str(cap)] = {
-            "drain_rows_per_s": r.drain.rows_per_second,
-            "vehicle_batches": len(big),
-            "vehicle_rows_per_batch": figure([p["rows"] for p in big], "rows"),
-            "vehicle_batch_seconds": figure([p["seconds"] for p in big], "s"),
+            "drain_rows_per_s": figure([r.drain.rows_per_second], "rows/s"),
+            "steady_rows_per_s": figure([steady.rows_per_second], "rows/s"),
+            "steady_vs_ceiling": figure(
+                paired_ratios([steady.rows_per_second], ceiling_rates[:1]), "ratio"),
+            "steady_vs_fleet": figure(
+                paired_ratios([steady.rows_per_second], fleet_rates[:1]), "ratio"),
+            "batches": len(pts),
+            "rows_per_batch": figure([p["rows"] for p in pts], "rows"),
+            "batch_seconds": figure([p["seconds"] for p in pts], "s"),
+            "sql_in_batches": r.profile.get("sql_in_batches"),
+            "commit_steps": r.steps,
         }
-        log.info("job with %d offsets per trigger: %.0f rows/s", cap, r.drain.rows_per_second)
-    sizes = sorted(int(v) for v in by_vehicles)
+        log.info("job with %d offsets per trigger: %.0f rows/s (%.0f rows/s after the first "
+                 "batch)", cap, r.drain.rows_per_second, steady.rows_per_second)
     scaling = None
-    if len(sizes) > 1:
+    if len(by_vehicles) > 1:
+        sizes = sorted(int(v) for v in by_vehicles)
         low, high = by_vehicles[str(sizes[0])]["median"], by_vehicles[str(sizes[-1])]["median"]
         scaling = figure([high / low] if low else [], "ratio")
     first = runs[0]
@@ -216,45 +249,56 @@ def job_section(plan: Plan, bootstrap: str, work: Path, conf: dict[str, str]) ->
         "headline_vehicles": head,
         "streaming_rows_per_s": figure(job_rates, "rows/s"),
         "batch_ceiling_rows_per_s": figure(ceiling_rates, "rows/s"),
+        "batch_ceiling_cold_rows_per_s": figure(
+            [c["warmup_rows"] / c["cold_seconds"] for c in ceilings], "rows/s"),
         "job_vs_ceiling": figure(paired_ratios(job_rates, ceiling_rates), "ratio"),
+        "fleet": fleet,
+        "fleet_events_per_s": figure([fleet["events_per_second"]], "events/s"),
+        "job_vs_fleet": figure(paired_ratios(job_rates, fleet_rates), "ratio"),
+        "ceiling_vs_fleet": figure(paired_ratios(ceiling_rates, fleet_rates), "ratio"),
         "drain_seconds": figure([r.drain.seconds for r in runs], "s"),
         "drain_seconds_with_no_data_batches": figure([r.drain.all_seconds for r in runs], "s"),
+        "batches_per_drain": figure([len(r.batches) for r in runs], "batches"),
         "startup_seconds": figure([r.startup_seconds for r in runs], "s"),
         "wall_seconds": figure([r.wall_seconds for r in runs], "s"),
         "batch_ceiling_seconds": figure([c["seconds"] for c in ceilings], "s"),
+        "batch_ceiling_warmup_rows": ceilings[0]["warmup_rows"],
         "task_cpu_us_per_event": figure(job_cpu, "µs"),
         "ceiling_task_cpu_us_per_event": figure(ceiling_cpu, "µs"),
         "cpu_per_row_vs_ceiling": figure(paired_ratios(job_cpu, ceiling_cpu), "ratio"),
         "profile": {**first.profile, "process_cpu_s": first.process_cpu_s,
                     "jvm_threads_cpu_s": first.jvm_threads_cpu_s, "wall_s": first.wall_seconds},
+        "commit_steps": first.steps,
         "ceiling_profile": ceilings[0]["profile"],
+        "ceiling_steps": ceilings[0].get("steps", {}),
         "by_vehicles": by_vehicles,
+        "scaling_events": plan.job_scaling_events,
         "scaling": scaling,
-        "scaling_vehicles": [sizes[0], sizes[-1]] if len(sizes) > 1 else None,
+        "scaling_vehicles": ([min(map(int, by_vehicles)), max(map(int, by_vehicles))]
+                             if len(by_vehicles) > 1 else None),
         "by_cap": caps,
         "batch_points": points,
         "driver_peak_rss_mb": {
             role: figure([r.peak_rss.get(role, 0) / MB for r in runs], "MB")
             for role in ("jvm", "python", "total")},
-        "first_run_batches": [asdict(b) for b in first.batches],
+        "first_run_batches": [{**asdict(b), "seconds": b.seconds} for b in first.batches],
+        "first_run_commits": first.commits,
         "summary": first.summary,
         "spark_conf": conf,
     }
 
 
-def latency_section(plan: Plan, bootstrap: str, work: Path) -> dict:
+def latency_section(plan: Plan, bootstrap: str, work: Path, conf: dict[str, str]) -> dict:
     settings = topic_set(bootstrap, "bench-latency")
     out = latency.run_latency(settings, work / "lake-latency", work / "logs" / "latency",
                               plan.latency_rates, plan.latency_seconds,
-                              drain_timeout=plan.drain_timeout)
+                              drain_timeout=plan.drain_timeout, conf=conf)
     for rate, p in out["phases"].items():
         log.info("latency at %s ev/s: p50 %s p95 %s p99 %s (%d rows, %d not committed)", rate,
                  p["p50"], p["p95"], p["p99"], p["rows"], p["not_committed"])
     out["batch_points"] = [
-        {"source": "latency run", "stream": b["stream"], "rows": b["rows"],
-         "seconds": b["end"] - b["start"]}
-        for b in out.pop("batches")
-        if b["area"] == LAKE.data_prefix and b["rows"] > 0 and b["end"] is not None]
+        {"source": "latency run", "rows": b["rows"], "seconds": b["seconds"]}
+        for b in out["batches"] if b["rows"] > 0 and b["seconds"] is not None]
     out["driver_peak_rss_mb"] = {k: v / MB for k, v in out.pop("driver_peak_rss").items()}
     return out
 
@@ -265,14 +309,15 @@ def latency_section(plan: Plan, bootstrap: str, work: Path) -> dict:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, about 2 minutes")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--work-dir", type=Path, help="broker, lakes, logs (default: a temp dir)")
     parser.add_argument("--keep-work", action="store_true", help="keep the work dir afterwards")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--job-conf", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra Spark conf for the job runs (to measure a proposed change)")
+                        help="extra Spark conf for every run of the job (to measure a proposed "
+                             "change)")
     return parser.parse_args(argv)
 
 
@@ -295,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mode": plan.name,
             "plan": asdict(plan),
             "sections": sections,
+            "job_conf": conf,
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": "python -m scripts.bench " + " ".join(sys.argv[1:] if argv is None
                                                               else argv),
@@ -313,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "producer": lambda: producer_section(plan, broker.bootstrap_servers),
             "memory": lambda: memory_section(plan, broker.bootstrap_servers),
             "job": lambda: job_section(plan, broker.bootstrap_servers, work, conf),
-            "latency": lambda: latency_section(plan, broker.bootstrap_servers, work),
+            "latency": lambda: latency_section(plan, broker.bootstrap_servers, work, conf),
         }
         for name in SECTIONS:
             if name not in sections:

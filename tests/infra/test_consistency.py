@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 
-from emr_jobs.contracts import CONTRACTS, GLUE_TYPES, LAKE, STREAMS
+from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
 from emr_jobs.kafka_options import KafkaSettings, default_topics, spark_kafka_options
 from emr_jobs.settings import JobSettings
 
@@ -243,9 +243,8 @@ def test_the_job_commits_to_exactly_the_lake_tables_and_creates_none(root, modul
     arns = _glue_arns(fake, database)
     catalog_and_db = {arns["catalog"], arns["database"]}
     assert _glue_grants(modules["iam"].policy_statements("emr_ec2")) == {
-        # SHOW NAMESPACES at start-up (check_catalog), then each table by name.
+        # DESCRIBE NAMESPACE lake.<database> at start-up (check_catalog), then each table by name.
         "glue:GetDatabase": catalog_and_db,
-        "glue:GetDatabases": catalog_and_db,
         "glue:GetTable": catalog_and_db | arns["tables"],
         "glue:UpdateTable": catalog_and_db | arns["tables"],
     }
@@ -317,17 +316,109 @@ def test_emr_release_runs_the_pinned_pyspark(tf, modules):
 # -------------------------------------------------------------------------- Iceberg tables in Glue
 
 
-def test_terraform_type_map_equals_glue_types(modules):
-    assert modules["glue"].local("glue_types") == GLUE_TYPES
+#: Iceberg's own conversion of each Spark type (SparkTypeToType): a Spark timestamp is timestamptz.
+ICEBERG_TYPE_OF_SPARK = {
+    "StringType": "string",
+    "IntegerType": "int",
+    "LongType": "long",
+    "DoubleType": "double",
+    "TimestampType": "timestamptz",
+    "BooleanType": "boolean",
+    "BinaryType": "binary",
+}
+#: Spark's partition transforms (as _lake.json and TableSpec.partition spell them) -> Iceberg's.
+ICEBERG_TRANSFORMS = {"years": "year", "months": "month", "days": "day", "hours": "hour"}
 
 
-def _columns(instance) -> list[tuple[str, str, str]]:
-    (storage,) = instance.blocks("storage_descriptor")
-    return [(c["name"], c["type"], c["comment"]) for c in storage.blocks("columns")]
+@pytest.fixture(scope="module")
+def specs():
+    """The job's own table specs (emr_jobs.iceberg.table_specs), by table name."""
+    pytest.importorskip("pyspark")
+    from emr_jobs.iceberg import table_specs
+
+    return {spec.name: spec for spec in table_specs(STREAMS)}
 
 
-def _expected(columns) -> list[tuple[str, str, str]]:
-    return [(c["name"], GLUE_TYPES[c["type"]], c["description"]) for c in columns]
+def _docs(table: str) -> list[str]:
+    """Column descriptions of a table, in column order, from the contracts and _lake.json."""
+    if table in STREAMS:
+        return [f.description for f in CONTRACTS[table].fields] + [
+            c["description"] for c in LAKE.metadata_columns
+        ]
+    columns = LAKE.duplicate_columns if table == LAKE.duplicates_table else LAKE.quarantine_columns
+    return [c["description"] for c in columns]
+
+
+def _expected_schema(spec) -> list[dict[str, object]]:
+    """The Iceberg schema Spark's CREATE TABLE gives the job's columns: every column optional,
+    ids as Iceberg assigns them to a new table (top-level 1..n, then each struct's fields)."""
+    from pyspark.sql import types as T
+
+    from emr_jobs.transforms import spark_type
+
+    next_id = len(spec.columns) + 1
+    fields = []
+    for field_id, ((name, type_), doc) in enumerate(
+        zip(spec.columns, _docs(spec.name), strict=True), start=1
+    ):
+        data_type = spark_type(type_)
+        if isinstance(data_type, T.StructType):
+            nested = []
+            for sub in data_type.fields:
+                nested.append(
+                    {
+                        "id": next_id,
+                        "name": sub.name,
+                        "required": not sub.nullable,
+                        "type": ICEBERG_TYPE_OF_SPARK[type(sub.dataType).__name__],
+                    }
+                )
+                next_id += 1
+            iceberg_type: object = {"type": "struct", "fields": nested}
+        else:
+            iceberg_type = ICEBERG_TYPE_OF_SPARK[type(data_type).__name__]
+        fields.append(
+            {"id": field_id, "name": name, "required": False, "type": iceberg_type, "doc": doc}
+        )
+    return fields
+
+
+def _expected_partition(spec) -> dict[str, object]:
+    """The partition field Spark's ``PARTITIONED BY (hours(timestamp))`` makes."""
+    match = re.fullmatch(r"(\w+)\((\w+)\)", spec.partition)
+    assert match, spec.partition
+    transform, source = ICEBERG_TRANSFORMS[match.group(1)], match.group(2)
+    (source_id,) = [i for i, (name, _) in enumerate(spec.columns, start=1) if name == source]
+    return {
+        "field_id": 1000,
+        "name": f"{source}_{transform}",
+        "source_id": source_id,
+        "transform": transform,
+    }
+
+
+def _job_table_properties() -> dict[str, str]:
+    """TBLPROPERTIES of the CREATE TABLE that emr_jobs.iceberg.ensure_tables runs (captured)."""
+    from emr_jobs.iceberg import duplicates_spec, ensure_tables
+
+    class _Catalog:
+        def tableExists(self, ident: str) -> bool:  # noqa: N802 - Spark's name
+            return False
+
+    class _Spark:
+        catalog = _Catalog()
+        statements: list[str] = []
+
+        def sql(self, statement: str) -> None:
+            self.statements.append(statement)
+
+    spark = _Spark()
+    job = JobSettings(lake_uri="s3://lake", catalog="glue", database="smartcity")
+    ensure_tables(spark, job, [duplicates_spec()])  # type: ignore[arg-type]
+    (create,) = [q for q in spark.statements if q.startswith("CREATE TABLE")]
+    properties = re.search(r"TBLPROPERTIES \((.*)\)", create)
+    assert properties, create
+    return dict(re.findall(r"'([^']+)'='([^']*)'", properties.group(1)))
 
 
 @pytest.fixture(scope="module")
@@ -335,56 +426,129 @@ def tables(modules):
     return modules["glue"].instances("aws_glue_catalog_table", "this")
 
 
-def test_glue_has_exactly_the_job_s_tables(tables):
-    assert sorted(tables) == sorted(TABLES)
+def _iceberg_table_input(table):
+    (otf,) = table.blocks("open_table_format_input")
+    (iceberg,) = otf.blocks("iceberg_input")
+    (table_input,) = iceberg.blocks("iceberg_table_input")
+    return iceberg, table_input
+
+
+def _terraform_schema(table) -> list[dict[str, object]]:
+    _, table_input = _iceberg_table_input(table)
+    (schema,) = table_input.blocks("schema")
+    assert (schema["schema_id"], schema["type"]) == (0, "struct")
+    return [
+        {
+            "id": f["id"],
+            "name": f["name"],
+            "required": f["required"],
+            # Glue takes a field's type as a JSON document.
+            "type": json.loads(f["type"]),
+            "doc": f["doc"],
+        }
+        for f in schema.blocks("fields")
+    ]
+
+
+def test_glue_has_exactly_the_job_s_tables(tables, specs):
+    assert sorted(tables) == sorted(TABLES) == sorted(specs)
     for name, table in tables.items():
         assert table["name"] == name
 
 
+def test_terraform_iceberg_schema_is_the_schema_the_job_would_create(tables, specs):
+    """Columns, order, Iceberg types (timestamptz, the location struct, binary), field ids and
+    docs: a table Terraform creates is the table ensure_tables would have created."""
+    for name, table in tables.items():
+        assert _terraform_schema(table) == _expected_schema(specs[name]), name
+    vehicle = {f["name"]: f["type"] for f in _terraform_schema(tables["vehicle"])}
+    assert vehicle["timestamp"] == vehicle["kafkaTimestamp"] == "timestamptz"
+    assert vehicle["location"]["type"] == "struct"
+    assert [f["name"] for f in vehicle["location"]["fields"]] == ["latitude", "longitude"]
+    raw = {f["name"]: f["type"] for f in _terraform_schema(tables[LAKE.quarantine_table("gps")])}
+    assert raw["rawBytes"] == "binary"
+
+
 def test_data_tables_have_the_contract_columns_then_the_metadata(tables):
     for stream in STREAMS:
-        table = tables[LAKE.data_table(stream)]
-        expected = [(f.name, GLUE_TYPES[f.type], f.description) for f in CONTRACTS[stream].fields]
-        assert _columns(table) == expected + _expected(LAKE.metadata_columns), stream
-        assert table["description"] == CONTRACTS[stream].description
+        names = [f["name"] for f in _terraform_schema(tables[LAKE.data_table(stream)])]
+        assert names == [
+            *CONTRACTS[stream].field_names,
+            *(c["name"] for c in LAKE.metadata_columns),
+        ]
+        assert tables[stream]["description"] == CONTRACTS[stream].description
 
 
 def test_quarantine_and_duplicates_tables_have_the_lake_columns(tables):
     for stream in STREAMS:
-        assert _columns(tables[LAKE.quarantine_table(stream)]) == _expected(LAKE.quarantine_columns)
-    assert ("rawBytes", "binary") in [c[:2] for c in _columns(tables[LAKE.quarantine_table("gps")])]
-    assert _columns(tables[LAKE.duplicates_table]) == _expected(LAKE.duplicate_columns)
+        names = [f["name"] for f in _terraform_schema(tables[LAKE.quarantine_table(stream)])]
+        assert names == [c["name"] for c in LAKE.quarantine_columns]
+    names = [f["name"] for f in _terraform_schema(tables[LAKE.duplicates_table])]
+    assert names == [c["name"] for c in LAKE.duplicate_columns]
+
+
+def test_terraform_partition_spec_is_the_job_s(tables, specs):
+    """Data tables by the hour of their contract's event time, quarantine and duplicates by the
+    day of kafkaTimestamp (_lake.json), named as Spark names them (timestamp_hour)."""
+    for name, table in tables.items():
+        _, table_input = _iceberg_table_input(table)
+        (partition_spec,) = table_input.blocks("partition_spec")
+        assert partition_spec["spec_id"] == 0
+        fields = [
+            {k: f[k] for k in ("field_id", "name", "source_id", "transform")}
+            for f in partition_spec.blocks("fields")
+        ]
+        assert fields == [_expected_partition(specs[name])], name
+    for stream in STREAMS:
+        (field,) = (
+            _iceberg_table_input(tables[stream])[1].blocks("partition_spec")[0].blocks("fields")
+        )
+        assert field["name"] == f"{CONTRACTS[stream].event_time_field}_hour"
+    for name in [*(LAKE.quarantine_table(s) for s in STREAMS), LAKE.duplicates_table]:
+        (field,) = (
+            _iceberg_table_input(tables[name])[1].blocks("partition_spec")[0].blocks("fields")
+        )
+        assert (field["name"], field["transform"]) == ("kafkaTimestamp_day", "day")
+
+
+def test_terraform_table_properties_are_the_job_s(tables):
+    expected = _job_table_properties()
+    assert expected["format-version"] == str(LAKE.format_version)
+    assert expected["write.parquet.compression-codec"] == "zstd"
+    for name, table in tables.items():
+        _, table_input = _iceberg_table_input(table)
+        assert table_input["properties"] == expected, name
 
 
 def test_every_table_is_an_iceberg_table_at_the_job_s_location(tables, fake):
     lake_uri = f"s3://{fake.bucket_names['lake']}"
     for name, table in tables.items():
-        (storage,) = table.blocks("storage_descriptor")
-        assert storage["location"] == LAKE.table_location(lake_uri, name)
-        assert storage["location"] == JobSettings(lake_uri=lake_uri, catalog="glue").table_location(
-            name
-        )
-        (otf,) = table.blocks("open_table_format_input")
-        (iceberg,) = otf.blocks("iceberg_input")
+        iceberg, table_input = _iceberg_table_input(table)
+        assert table_input["location"] == LAKE.table_location(lake_uri, name)
+        assert table_input["location"] == JobSettings(
+            lake_uri=lake_uri, catalog="glue"
+        ).table_location(name)
         assert (iceberg["metadata_operation"], iceberg["version"]) == (
             "CREATE",
             str(LAKE.format_version),
         )
         assert table["table_type"] == "EXTERNAL_TABLE"
-        # No Hive partitions, projection or SerDe: Iceberg partitions are hidden, in its metadata.
+        # No Hive columns, partitions, projection or SerDe: Glue derives them from the Iceberg
+        # schema; Iceberg partitions are hidden, in its metadata.
+        assert not table.blocks("storage_descriptor")
         assert not table.blocks("partition_keys")
         assert "parameters" not in table
-        assert not any(k in storage for k in ("input_format", "output_format"))
-        assert not storage.blocks("ser_de_info")
 
 
 def test_terraform_never_undoes_the_job_s_iceberg_commits(modules):
-    """Every commit moves metadata_location (a parameter), and the job's schema evolution adds
-    columns: an apply that reverted either would hide the job's data."""
+    """Every commit moves metadata_location (a parameter) and the job adds new contract fields:
+    an apply that reverted either would hide the job's data, and a changed
+    open_table_format_input (a new contract field, say) would replace the table."""
     body = modules["glue"].resource("aws_glue_catalog_table", "this")
     (lifecycle,) = body["lifecycle"]
     ignored = str(lifecycle["ignore_changes"])
-    assert "parameters" in ignored and "storage_descriptor" in ignored
+    for attribute in ("open_table_format_input", "parameters", "storage_descriptor"):
+        assert attribute in ignored, attribute
 
 
 # ----------------------------------------------------------------------------------- optimizers

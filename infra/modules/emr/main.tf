@@ -16,11 +16,12 @@ locals {
     {
       Classification = "spark-defaults"
       Properties = {
-        "spark.sql.extensions"             = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
-        (local.spark_catalog)              = "org.apache.iceberg.spark.SparkCatalog"
-        "${local.spark_catalog}.type"      = "glue"
-        "${local.spark_catalog}.warehouse" = "s3://${var.lake_bucket_name}/${local.lake.layout.tables}"
-        "${local.spark_catalog}.io-impl"   = "org.apache.iceberg.aws.s3.S3FileIO"
+        "spark.sql.extensions"                 = "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+        (local.spark_catalog)                  = "org.apache.iceberg.spark.SparkCatalog"
+        "${local.spark_catalog}.type"          = "glue"
+        "${local.spark_catalog}.warehouse"     = "s3://${var.lake_bucket_name}/${local.lake.layout.tables}"
+        "${local.spark_catalog}.io-impl"       = "org.apache.iceberg.aws.s3.S3FileIO"
+        "${local.spark_catalog}.cache-enabled" = "false"
       }
     },
   ]

@@ -4,16 +4,28 @@ locals {
   contracts     = { for s in var.streams : s => jsondecode(file("${local.contracts_dir}/${s}.json")) }
   lake          = jsondecode(file("${local.contracts_dir}/_lake.json"))
 
-  # Contract type -> Glue (Hive) type; mirrors GLUE_TYPES in emr_jobs/contracts/__init__.py (a test holds them equal).
-  glue_types = {
+  # Contract type -> Iceberg type, as Spark's CREATE TABLE in emr_jobs/iceberg.py makes it: a Spark
+  # timestamp is `timestamptz` (Hive's `timestamp` would become timestamp without zone, which the
+  # job rejects), and the location is a struct of two doubles (tests/infra holds them to the code).
+  iceberg_types = {
     string    = "string"
     int       = "int"
-    long      = "bigint"
+    long      = "long"
     double    = "double"
-    timestamp = "timestamp"
+    timestamp = "timestamptz"
     boolean   = "boolean"
-    location  = "struct<latitude:double,longitude:double>"
     binary    = "binary"
+  }
+  location_fields = ["latitude", "longitude"]
+  # Spark's partition transforms in _lake.json -> Iceberg's transform names.
+  iceberg_transforms = { years = "year", months = "month", days = "day", hours = "hour" }
+
+  # The job's table properties (emr_jobs/iceberg.py ensure_tables creates a table with the same).
+  table_properties = {
+    "format-version"                             = tostring(local.lake.iceberg.format_version)
+    "write.parquet.compression-codec"            = "zstd"
+    "write.metadata.delete-after-commit.enabled" = "true"
+    "write.metadata.previous-versions-max"       = "50"
   }
 
   # Every table the job writes, as LAKE.tables(STREAMS) lists them: <stream> (contract fields, then
@@ -21,11 +33,49 @@ locals {
   quarantine_tables = { for s in var.streams : s => "${s}${local.lake.iceberg.quarantine_suffix}" }
   duplicates_table  = local.lake.iceberg.duplicates_table
   tables = merge(
-    { for s, c in local.contracts : s => { description = c.description, fields = concat(c.fields, local.lake.metadata_columns) } },
-    { for s, t in local.quarantine_tables : t => { description = "Records of the ${s} stream that failed their checks, with the reason", fields = local.lake.quarantine_columns } },
-    { for t in [local.duplicates_table] : t => { description = "Records removed as repeats of an event id already written", fields = local.lake.duplicate_columns } },
+    { for s, c in local.contracts : s => { description = c.description, fields = concat(c.fields, local.lake.metadata_columns), partition = "${local.lake.iceberg.data_partition}(${c.event_time_field})" } },
+    { for s, t in local.quarantine_tables : t => { description = "Records of the ${s} stream that failed their checks, with the reason", fields = local.lake.quarantine_columns, partition = local.lake.iceberg.quarantine_partition } },
+    { for t in [local.duplicates_table] : t => { description = "Records removed as repeats of an event id already written", fields = local.lake.duplicate_columns, partition = local.lake.iceberg.duplicates_partition } },
   )
   table_locations = { for t in keys(local.tables) : t => "s3://${var.lake_bucket_name}/${local.lake.layout.tables}/${t}" }
+
+  # Each table's Iceberg schema with the field ids Iceberg itself gives a new table: top-level
+  # columns 1..n, then the fields of each struct column in order. Every field is optional, as in
+  # the job's DDL: requiredness is a contract rule that quarantines, not a table constraint.
+  struct_first_ids = {
+    for t, table in local.tables : t => {
+      for k, i in [for i, f in table.fields : i if f.type == "location"] :
+      tostring(i) => length(table.fields) + 1 + k * length(local.location_fields)
+    }
+  }
+  iceberg_fields = {
+    for t, table in local.tables : t => [
+      for i, f in table.fields : {
+        id   = i + 1
+        name = f.name
+        doc  = f.description
+        # Glue takes each field type as a JSON document: "\"long\"" or {"type": "struct", ...}.
+        type = f.type == "location" ? jsonencode({
+          type   = "struct"
+          fields = [for j, n in local.location_fields : { id = lookup(local.struct_first_ids[t], tostring(i), 0) + j, name = n, required = false, type = "double" }]
+        }) : jsonencode(lookup(local.iceberg_types, f.type, f.type))
+      }
+    ]
+  }
+  # "hours(timestamp)" -> the hour transform of that column, named as Spark names it (timestamp_hour).
+  partition_fields = {
+    for t, table in local.tables : t => {
+      source    = split("(", trimsuffix(table.partition, ")"))[1]
+      transform = local.iceberg_transforms[split("(", table.partition)[0]]
+    }
+  }
+  partition_specs = {
+    for t, p in local.partition_fields : t => {
+      name      = "${p.source}_${p.transform}"
+      source_id = one([for i, f in local.tables[t].fields : i + 1 if f.name == p.source])
+      transform = p.transform
+    }
+  }
 
   # The three Glue table optimizers on every table: the maintenance `python -m scripts.lake maintain` does locally.
   optimizer_types = ["compaction", "retention", "orphan_file_deletion"]
@@ -101,10 +151,11 @@ resource "aws_glue_catalog_database" "this" {
 }
 
 # Iceberg tables, created here so the optimizers, the Athena queries and the IAM policies can name
-# them at apply time. Glue writes the first metadata.json (format version 2, no partition spec);
-# the job adds the hidden partition field and any new optional column at start-up
-# (emr_jobs/iceberg.py ensure_tables). From then on Iceberg owns the schema and the metadata
-# pointer: Terraform ignores both, or an apply would undo the job's commits.
+# them at apply time. Glue writes the first metadata.json with the contracts' schema, the
+# partition spec and the job's table properties; the job at start-up only checks them and adds a
+# new optional contract field (emr_jobs/iceberg.py ensure_tables). From then on Iceberg owns the
+# schema and the metadata pointer: Terraform ignores both, or an apply would undo (or, for a
+# changed open_table_format_input, replace the table and lose) the job's commits.
 resource "aws_glue_catalog_table" "this" {
   for_each = local.tables
 
@@ -117,25 +168,44 @@ resource "aws_glue_catalog_table" "this" {
     iceberg_input {
       metadata_operation = "CREATE"
       version            = tostring(local.lake.iceberg.format_version)
-    }
-  }
 
-  storage_descriptor {
-    location = local.table_locations[each.key]
+      iceberg_table_input {
+        location   = local.table_locations[each.key]
+        properties = local.table_properties
 
-    dynamic "columns" {
-      for_each = each.value.fields
+        schema {
+          schema_id = 0
+          type      = "struct"
 
-      content {
-        name    = columns.value.name
-        type    = local.glue_types[columns.value.type]
-        comment = columns.value.description
+          dynamic "fields" {
+            for_each = local.iceberg_fields[each.key]
+
+            content {
+              id       = fields.value.id
+              name     = fields.value.name
+              type     = fields.value.type
+              required = false
+              doc      = fields.value.doc
+            }
+          }
+        }
+
+        partition_spec {
+          spec_id = 0
+
+          fields {
+            field_id  = 1000
+            name      = local.partition_specs[each.key].name
+            source_id = local.partition_specs[each.key].source_id
+            transform = local.partition_specs[each.key].transform
+          }
+        }
       }
     }
   }
 
   lifecycle {
-    ignore_changes = [parameters, storage_descriptor]
+    ignore_changes = [open_table_format_input, parameters, storage_descriptor]
   }
 }
 

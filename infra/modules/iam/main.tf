@@ -191,13 +191,14 @@ data "aws_iam_policy_document" "emr_ec2" {
     resources = local.lake_object_arns
   }
 
-  # The Iceberg catalog: SHOW NAMESPACES checks the catalog at start-up, and each table is loaded
-  # by name and committed with UpdateTable (Glue's optimistic lock: no DynamoDB lock table).
+  # The Iceberg catalog: DESCRIBE NAMESPACE checks the job's database at start-up (GetDatabase on
+  # it alone), and each table is loaded by name and committed with UpdateTable (Glue's optimistic
+  # lock: no DynamoDB lock table).
   # No glue:CreateTable and no glue:GetTables: Terraform creates every table (with its
   # optimizers), so a missing table must fail the job by name, not be created without them.
   statement {
     sid       = "IcebergCatalogDatabase"
-    actions   = ["glue:GetDatabase", "glue:GetDatabases"]
+    actions   = ["glue:GetDatabase"]
     resources = [local.glue_catalog_arn, local.glue_database_arn]
   }
 
