@@ -15,6 +15,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from emr_jobs.contracts import LAKE
 
 #: Repository root (this file is emr_jobs/settings.py). Used only for local defaults.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +161,7 @@ class JobSettings:
                         "a file:// URI (the SQLite catalog is a local file), e.g. "
                         "jdbc:sqlite:/var/lib/smartcity/catalog.db"
                     )
-                local = self.lake_uri.rstrip("/").removeprefix("file://")
+                local = unquote(urlparse(self.lake_uri).path).rstrip("/")
                 object.__setattr__(self, "catalog_uri", f"jdbc:sqlite:{local}/catalog.db")
             if not self.catalog_uri.startswith("jdbc:sqlite:") or len(self.catalog_uri) <= 12:
                 raise SettingsError(
@@ -211,17 +214,11 @@ class JobSettings:
 
     @property
     def checkpoint_location(self) -> str:
-        from emr_jobs.contracts import LAKE
-
         return LAKE.checkpoint_location(self.lake_uri)
 
     def table_location(self, table: str) -> str:
-        from emr_jobs.contracts import LAKE
-
         return LAKE.table_location(self.lake_uri, table)
 
     def table(self, name: str) -> str:
         """The Spark identifier of one lake table: ``lake.<database>.<name>``."""
-        from emr_jobs.contracts import LAKE
-
         return f"{LAKE.catalog}.{self.database}.{name}"

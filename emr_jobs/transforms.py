@@ -1,7 +1,7 @@
 """Pure DataFrame -> DataFrame transforms of the job. No I/O: the job applies them to each
 micro-batch inside ``foreachBatch``; tests apply them to small batch DataFrames.
 
-    kafka rows ─ parse_events ─ validate ─┬─ to_lake_rows ─ split_duplicates ─┬─► <stream>
+    kafka rows ─ parse_events ─ validate ─┬─ to_lake_rows ─ flag_duplicates ──┬─► <stream>
                                           │                                   └─► duplicates
                                           └─ to_quarantine_rows ──────► <stream>_quarantine
 
@@ -298,17 +298,6 @@ def flag_duplicates(rows: DataFrame, written: DataFrame, contract: Contract) -> 
     )
 
 
-def split_duplicates(
-    rows: DataFrame, written: DataFrame, contract: Contract
-) -> tuple[DataFrame, DataFrame]:
-    """(rows to write, rows removed as duplicates): :func:`flag_duplicates`, split in two."""
-    flagged = flag_duplicates(rows, written, contract)
-    return (
-        flagged.where(~F.col("duplicate")).drop("duplicate"),
-        flagged.where(F.col("duplicate")).drop("duplicate"),
-    )
-
-
 def to_duplicate_rows(removed: DataFrame, contract: Contract) -> DataFrame:
     """Rows removed as duplicates, in the shape of the shared ``duplicates`` table."""
     return removed.select(
@@ -332,14 +321,3 @@ def with_ingest_time(rows: DataFrame, stamp: DataFrame) -> DataFrame:
 def lake_columns(contract: Contract) -> list[str]:
     """Column order of a stream's data table (contract fields, then metadata)."""
     return [*contract.field_names, *[c["name"] for c in LAKE.metadata_columns]]
-
-
-def table_columns(contract: Contract | None, kind: str) -> list[tuple[str, str]]:
-    """(name, contract type) of every column of a table: kind is data, quarantine or duplicates."""
-    if kind == "data":
-        assert contract is not None
-        return [(f.name, f.type) for f in contract.fields] + [
-            (c["name"], c["type"]) for c in LAKE.metadata_columns
-        ]
-    columns = LAKE.quarantine_columns if kind == "quarantine" else LAKE.duplicate_columns
-    return [(c["name"], c["type"]) for c in columns]

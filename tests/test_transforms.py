@@ -12,10 +12,10 @@ from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 from emr_jobs.contracts import CONTRACTS, LAKE
 from emr_jobs.transforms import (
     EventTimeBounds,
+    flag_duplicates,
     lake_columns,
     parse_events,
     spark_schema,
-    split_duplicates,
     to_duplicate_rows,
     to_lake_rows,
     to_quarantine_rows,
@@ -204,6 +204,15 @@ def test_every_record_lands_in_exactly_one_of_lake_or_quarantine(spark):
     assert good.isdisjoint(bad)
     assert good | bad == set(range(100, 100 + len(values)))
     assert good == {100, 101, 102, 103}  # humidity 0, 30, 60, 90; 120 and 150 are out of range
+
+
+def split_duplicates(rows, written, contract):
+    """(kept, removed) as the job takes them from :func:`flag_duplicates`."""
+    flagged = flag_duplicates(rows, written, contract)
+    return (
+        flagged.where("NOT duplicate").drop("duplicate"),
+        flagged.where("duplicate").drop("duplicate"),
+    )
 
 
 def lake_frame(spark, values, first_offset=100):
