@@ -1,7 +1,7 @@
 # The verbs people type. Each target is a line or two that calls project code.
 PY := .venv/bin/python
 
-.PHONY: setup run test test-fast lint bench lake-maintain broker-start broker-stop topics compose-up compose-down clean
+.PHONY: setup run test test-fast lint bench lake-maintain dashboard forward-alerts broker-start broker-stop topics compose-up compose-down clean
 
 setup:            ## create .venv and resolve the JVM jars (cached, idempotent)
 	@bash scripts/setup.sh
@@ -29,6 +29,12 @@ topics: setup
 
 lake-maintain: setup  ## compact closed hours, expire old snapshots, remove orphan files (the lake of LAKE_URI)
 	@$(PY) -m scripts.lake maintain $(ARGS)
+
+dashboard: setup  ## the live dashboard on http://127.0.0.1:8050 (ARGS=--demo: broker, real-time simulation and job beside it)
+	@$(PY) -m scripts.dashboard $(ARGS)
+
+forward-alerts: setup  ## notify once per alert: terminal, ALERT_WEBHOOK_URL, or SNS on AWS
+	@$(PY) -m scripts.alerts forward $(ARGS)
 
 bench: setup      ## throughput, latency, memory, scaling -> bench/results/ (ARGS=--quick: ~5 min)
 	@$(PY) -m scripts.bench $(ARGS)

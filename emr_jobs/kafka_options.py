@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, LAKE
 from emr_jobs.settings import SettingsError, check_choice, env_str
 
 AUTH_MODES = ("none", "msk-iam", "oauthbearer-unsecured")
@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 
 
 def default_topics(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Stream -> topic, from ``VEHICLE_TOPIC``... with the contracts' defaults."""
+    """Stream -> topic for every contract (``VEHICLE_TOPIC``... ``ALERTS_TOPIC``), with defaults."""
     env = os.environ if env is None else env
-    return {s: env_str(env, CONTRACTS[s].topic_env, CONTRACTS[s].default_topic) for s in STREAMS}
+    return {
+        s: env_str(env, CONTRACTS[s].topic_env, CONTRACTS[s].default_topic) for s in ALL_STREAMS
+    }
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class KafkaSettings:
         check_choice("KAFKA_AUTH_MODE", self.auth_mode, AUTH_MODES)
         if self.auth_mode == "msk-iam" and not self.aws_region:
             raise SettingsError("AWS_REGION must be set when KAFKA_AUTH_MODE=msk-iam")
-        missing = [s for s in STREAMS if not self.topics.get(s)]
+        missing = [s for s in ALL_STREAMS if not self.topics.get(s)]
         if missing:
             raise SettingsError(
                 "no topic for " + ", ".join(f"{s} ({CONTRACTS[s].topic_env})" for s in missing)

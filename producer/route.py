@@ -1,10 +1,10 @@
 """The road route the fleet drives: London (Marble Arch) to Birmingham (Victoria Square).
 
-The route is data (``producer/data/route_london_birmingham.json``): real waypoints along the A40,
-M40, M42 and A41, each naming the road and road class of the segment that starts at it, plus the
-traffic cameras, each placed at a waypoint. Everything a vehicle needs per tick (cumulative
-distances, per-segment heading, degrees per metre, speed range) is computed once here, so the
-simulator never recomputes geometry per event.
+The route is data (``emr_jobs/contracts/_route.json``, shared with the job's road sections):
+real waypoints along the A40, M40, M42 and A41, each naming the road and road class of the
+segment that starts at it, plus the traffic cameras, each placed at a waypoint. Everything a
+vehicle needs per tick (cumulative distances, per-segment heading, degrees per metre, speed
+range) is computed once here, so the simulator never recomputes geometry per event.
 """
 
 from __future__ import annotations
@@ -17,16 +17,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-EARTH_RADIUS_M = 6_371_008.8
-DEFAULT_ROUTE = "route_london_birmingham.json"
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+from emr_jobs.contracts.roads import haversine_m, route_document
 
 
 def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -182,7 +173,7 @@ def load_route(path: str | Path | None = None) -> Route:
 
 @lru_cache(maxsize=1)
 def _default_route() -> Route:
-    return build_route(load_data(DEFAULT_ROUTE))
+    return build_route(route_document())
 
 
 def load_data(name: str) -> dict:

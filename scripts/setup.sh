@@ -32,7 +32,7 @@ fi
 if ! stamp_ok "$VENV/.installed" "$WANT"; then
   echo "setup: installing Python dependencies (pyspark 3.5.6, confluent-kafka, moto, ...)"
   "$VENV/bin/pip" install --quiet --upgrade pip
-  "$VENV/bin/pip" install --quiet -e ".[job,test,bench,dev]"
+  "$VENV/bin/pip" install --quiet -e ".[job,test,bench,dev,dashboard]"
   echo "$WANT" > "$VENV/.installed"
 fi
 
@@ -50,6 +50,11 @@ for set in broker spark iceberg iceberg-aws s3a; do
     echo "$WANT" > "$OUT/.resolved"
   fi
 done
+
+# --- dashboard front-end libraries (npm) and the test browser (Debian's chromium) ----------------
+if [ -f scripts/setup_dashboard.sh ]; then
+  bash scripts/setup_dashboard.sh
+fi
 
 # --- checkov, in its own venv (it pins many packages) -----------------------------------------------
 if [ -f scripts/setup_checkov.sh ]; then

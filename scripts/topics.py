@@ -1,4 +1,4 @@
-"""Create the five topics through the Kafka admin API. Idempotent.
+"""Create the seven topics (five sensor streams, alerts, road conditions). Idempotent.
 
 Works against the embedded broker (``KAFKA_AUTH_MODE=none``) and against Amazon MSK with IAM
 (``KAFKA_AUTH_MODE=msk-iam``; run it inside the VPC, for example as a one-off ECS task).
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from emr_jobs.contracts import STREAMS
+from emr_jobs.contracts import ALL_STREAMS
 from emr_jobs.kafka_options import KafkaSettings, TokenCallback, admin_config
 from emr_jobs.settings import SettingsError, env_int
 
@@ -63,7 +63,7 @@ def ensure_topics(
     """Create every missing topic; returns topic -> ``created`` or ``exists``."""
     admin = admin or connect(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
-    wanted = [settings.topic(s) for s in STREAMS]
+    wanted = [settings.topic(s) for s in ALL_STREAMS]
     result = {t: "exists" for t in wanted if t in existing}
     new = [
         NewTopic(
@@ -89,14 +89,14 @@ def ensure_topics(
 
 
 def describe(settings: KafkaSettings, admin: AdminClient | None = None) -> dict[str, int]:
-    """Topic -> partition count for the five topics (0 when missing)."""
+    """Topic -> partition count for the seven topics (0 when missing)."""
     admin = admin or connect(settings)
     topics = admin.list_topics(timeout=10).topics
     return {
         settings.topic(s): len(topics[settings.topic(s)].partitions)
         if settings.topic(s) in topics
         else 0
-        for s in STREAMS
+        for s in ALL_STREAMS
     }
 
 

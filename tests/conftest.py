@@ -84,13 +84,13 @@ def topic_prefix(request) -> str:
 
 @pytest.fixture
 def kafka_settings(kafka_broker, topic_prefix):
-    from emr_jobs.contracts import CONTRACTS, STREAMS
+    from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
     from emr_jobs.kafka_options import KafkaSettings
     from scripts.topics import TopicSpec, ensure_topics
 
     settings = KafkaSettings(
         bootstrap_servers=kafka_broker.bootstrap_servers,
-        topics={s: topic_prefix + CONTRACTS[s].default_topic for s in STREAMS},
+        topics={s: topic_prefix + CONTRACTS[s].default_topic for s in ALL_STREAMS},
     )
     ensure_topics(settings, TopicSpec(partitions=3))
     return settings

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, STREAMS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT
 from scripts.local_broker import EmbeddedKafka, free_port
@@ -50,7 +50,7 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedKafka]:
 def settings(broker: EmbeddedKafka) -> KafkaSettings:
     kafka = KafkaSettings(
         bootstrap_servers=broker.bootstrap_servers,
-        topics={s: "outage-" + CONTRACTS[s].default_topic for s in STREAMS},
+        topics={s: "outage-" + CONTRACTS[s].default_topic for s in ALL_STREAMS},
     )
     ensure_topics(kafka, TopicSpec(partitions=3))
     return kafka

@@ -21,7 +21,7 @@ from collections import Counter
 
 import pytest
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
 from emr_jobs.kafka_options import KafkaSettings, producer_config, unsecured_jwt_callback
 from producer.kafka_producer import ProducerError, send_events
 from producer.simulator import SimulationOptions, simulate
@@ -61,7 +61,7 @@ class LogLines(logging.Handler):
 
 @pytest.fixture
 def oauth_settings(kafka_broker, topic_prefix) -> KafkaSettings:
-    topics = {s: topic_prefix + CONTRACTS[s].default_topic for s in STREAMS}
+    topics = {s: topic_prefix + CONTRACTS[s].default_topic for s in ALL_STREAMS}
     # Topics are created over the PLAINTEXT listener; the producer then uses the OAUTHBEARER one.
     plaintext = KafkaSettings(bootstrap_servers=kafka_broker.bootstrap_servers, topics=topics)
     ensure_topics(plaintext, TopicSpec(partitions=1))

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, STREAMS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT
 from producer.kafka_producer import ProducerError, send_events
@@ -79,7 +79,7 @@ def test_a_full_local_queue_is_drained_by_polling_not_lost(kafka_settings):
 
 def test_rejected_deliveries_are_counted_as_failed(kafka_broker, topic_prefix):
     """A topic that refuses the batches: every event ends failed, none disappear."""
-    topics = {s: topic_prefix + CONTRACTS[s].default_topic for s in STREAMS}
+    topics = {s: topic_prefix + CONTRACTS[s].default_topic for s in ALL_STREAMS}
     admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap_servers})
     futures = admin.create_topics(
         [
@@ -115,7 +115,7 @@ def test_an_unreachable_broker_is_a_clear_error_within_seconds():
 def test_missing_topics_are_named_in_the_error(kafka_broker, topic_prefix):
     settings = KafkaSettings(
         bootstrap_servers=kafka_broker.bootstrap_servers,
-        topics={s: topic_prefix + "never-created-" + s for s in STREAMS},
+        topics={s: topic_prefix + "never-created-" + s for s in ALL_STREAMS},
     )
     with pytest.raises(ProducerError, match="topics missing.*scripts.topics create"):
         send_events(iter(()), settings, show_progress=False)

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from emr_jobs.contracts import CONTRACTS, STREAMS, format_timestamp, parse_timestamp
-from producer.route import haversine_m, load_route
+from emr_jobs.contracts.roads import haversine_m
+from producer.route import load_route
 from producer.simulator import MAX_VEHICLES, Event, Simulation, SimulationOptions, simulate
 from producer.weather import WeatherField
 from producer.wire import from_json_bytes, to_json_bytes

@@ -63,6 +63,8 @@ class Contract:
     event_time_field: str
     key_field: str
     fields: tuple[Field, ...] = field(default_factory=tuple)
+    #: ``producer`` for the five sensor streams; ``job`` for what the job derives (alerts, ...).
+    produced_by: str = "producer"
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -238,6 +240,7 @@ def _load_contract(stream: str) -> Contract:
         event_time_field=doc["event_time_field"],
         key_field=doc["key_field"],
         fields=fields,
+        produced_by=doc["produced_by"],
     )
 
 
@@ -267,7 +270,11 @@ def _load_layout() -> LakeLayout:
     )
 
 
-#: The five streams, in a fixed order.
+#: The five sensor streams the producer sends, in a fixed order.
 STREAMS: tuple[str, ...] = ("vehicle", "gps", "traffic_camera", "weather", "emergency")
-CONTRACTS: dict[str, Contract] = {s: _load_contract(s) for s in STREAMS}
+#: What the job derives from them, to Kafka and to the lake (``emr_jobs.alerts``).
+DERIVED_STREAMS: tuple[str, ...] = ("alerts", "road_conditions")
+#: Every stream with a contract, a topic and tables: the lake writer reads all of them.
+ALL_STREAMS: tuple[str, ...] = STREAMS + DERIVED_STREAMS
+CONTRACTS: dict[str, Contract] = {s: _load_contract(s) for s in ALL_STREAMS}
 LAKE: LakeLayout = _load_layout()

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT
 from scripts.bench import fleet_rate, job_rate, latency, memory, producer_rate, report
@@ -80,7 +80,7 @@ def topic_set(bootstrap: str, prefix: str, partitions: int = 3) -> KafkaSettings
     """Fresh topics for one measurement, created like ``scripts.topics`` creates them."""
     settings = KafkaSettings(
         bootstrap_servers=bootstrap,
-        topics={s: f"{prefix}-{CONTRACTS[s].default_topic}" for s in STREAMS},
+        topics={s: f"{prefix}-{CONTRACTS[s].default_topic}" for s in ALL_STREAMS},
     )
     ensure_topics(settings, TopicSpec(partitions=partitions))
     return settings
