@@ -15,11 +15,13 @@ is no watermark a bad clock could push into the future.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -33,7 +35,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS, Contract
+from emr_jobs import alerts as derived
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, LAKE, Contract
 from emr_jobs.iceberg import (
     CommitLog,
     check_catalog,
@@ -42,7 +45,7 @@ from emr_jobs.iceberg import (
     table_specs,
 )
 from emr_jobs.kafka_options import KafkaSettings, spark_kafka_options
-from emr_jobs.settings import JobSettings, SettingsError, duration_seconds
+from emr_jobs.settings import AlertSettings, JobSettings, SettingsError, duration_seconds
 from emr_jobs.transforms import (
     EventTimeBounds,
     flag_duplicates,
@@ -443,7 +446,9 @@ def publish_lag_metric(behind: int, region: str) -> None:
     )
 
 
-def summary(progress: Progress, streams: Sequence[str] = STREAMS) -> dict[str, dict[str, int]]:
+def summary(
+    progress: Progress, streams: Sequence[str] = ALL_STREAMS
+) -> dict[str, dict[str, int]]:
     """Per stream: read, written, quarantined, duplicates (the three add up to read) and late."""
     return {s: vars(progress.totals.get(s, StreamTotals())).copy() for s in streams}
 
@@ -463,7 +468,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--trigger-interval", help="e.g. '10 seconds' [JOB_TRIGGER_INTERVAL]")
     parser.add_argument("--timeout-seconds", type=int, help="stop a continuous run after N s")
-    parser.add_argument("--streams", default=",".join(STREAMS), help="comma-separated subset")
+    parser.add_argument(
+        "--streams", default=",".join(ALL_STREAMS), help="comma-separated subset the lake reads"
+    )
     return parser.parse_args(argv)
 
 
@@ -491,12 +498,33 @@ def settings_from(
     kafka = KafkaSettings.from_env(merged)
     job = JobSettings.from_env(merged)
     streams = [s.strip() for s in args.streams.split(",") if s.strip()]
-    unknown = sorted(set(streams) - set(STREAMS))
+    unknown = sorted(set(streams) - set(ALL_STREAMS))
     if unknown or not streams:
         raise SettingsError(
-            f"--streams must name some of {', '.join(STREAMS)}; got {args.streams!r}"
+            f"--streams must name some of {', '.join(ALL_STREAMS)}; got {args.streams!r}"
         )
     return kafka, job, streams
+
+
+#: Fair-scheduler pools: the alert queries' small jobs get a core as soon as they have tasks.
+SCHEDULER_POOLS = """<?xml version="1.0"?>
+<allocations>
+  <pool name="alerts">
+    <schedulingMode>FIFO</schedulingMode><weight>2</weight><minShare>1</minShare>
+  </pool>
+  <pool name="lake">
+    <schedulingMode>FIFO</schedulingMode><weight>1</weight><minShare>0</minShare>
+  </pool>
+</allocations>
+"""
+
+
+def _scheduler_pools_file() -> str:
+    """The pools as a file on the driver (Spark reads them from a path)."""
+    path = os.path.join(tempfile.gettempdir(), f"smartcity-pools-{os.getpid()}.xml")
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(SCHEDULER_POOLS)
+    return path
 
 
 def build_session(job: JobSettings) -> SparkSession:
@@ -511,6 +539,10 @@ def build_session(job: JobSettings) -> SparkSession:
         # Each batch plans the same few dozen stages; with the default 100 entries the cache
         # evicts them and every batch compiled ~135 classes anew (scripts/bench profile).
         .config("spark.sql.codegen.cache.maxEntries", "2000")
+        # The alert queries' small jobs share the cores fairly with the lake writer's big ones
+        # instead of queueing behind them (README, "Alerts: query layout").
+        .config("spark.scheduler.mode", "FAIR")
+        .config("spark.scheduler.allocation.file", _scheduler_pools_file())
     )
     for key, value in spark_catalog_conf(job).items():
         builder = builder.config(key, value)
@@ -535,36 +567,72 @@ def _trigger(job: JobSettings) -> dict[str, object]:
 def start_query(
     spark: SparkSession, kafka: KafkaSettings, job: JobSettings, writer: BatchWriter
 ) -> StreamingQuery:
-    query = (
-        read_kafka(spark, kafka, job, writer.streams)
-        .writeStream.queryName("lake")
-        .foreachBatch(writer)
-        .option("checkpointLocation", job.checkpoint_location)
-        .trigger(**_trigger(job))
-        .start()
-    )
+    spark.sparkContext.setLocalProperty("spark.scheduler.pool", "lake")
+    try:
+        query = (
+            read_kafka(spark, kafka, job, writer.streams)
+            .writeStream.queryName("lake")
+            .foreachBatch(writer)
+            .option("checkpointLocation", job.checkpoint_location)
+            .trigger(**_trigger(job))
+            .start()
+        )
+    finally:
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
     writer.start(str(query.id))
     return query
 
 
 def run(
-    spark: SparkSession, kafka: KafkaSettings, job: JobSettings, streams: Sequence[str]
+    spark: SparkSession,
+    kafka: KafkaSettings,
+    job: JobSettings,
+    streams: Sequence[str],
+    alert_settings: AlertSettings | None = None,
 ) -> Progress:
+    """The lake writer and, unless ``ALERTS_ENABLED=false``, the alert and road-condition
+    queries. With ``availableNow`` the derived queries run first, so the lake then holds the
+    alerts they raised; otherwise all four run side by side until a signal or the timeout."""
     progress = Progress()
     spark.streams.addListener(
         ProgressListener(progress, publish=job.publish_metrics, region=kafka.aws_region)
     )
     writer = BatchWriter(spark, kafka, job, streams, progress)
-    query = start_query(spark, kafka, job, writer)
+    settings = alert_settings or AlertSettings()
+    available_now = job.trigger == "availableNow"
+    queries: list[StreamingQuery] = []
+    if settings.enabled:
+        trigger = (
+            {"availableNow": True}
+            if available_now
+            else {"processingTime": settings.trigger_interval}
+        )
+        queries = derived.start_queries(spark, kafka, job, settings, trigger)
+        log.info(
+            "alerts: %s -> %s and %s (trigger %s)",
+            ", ".join(q.name for q in queries),
+            kafka.topic("alerts"),
+            kafka.topic("road_conditions"),
+            "availableNow" if available_now else settings.trigger_interval,
+        )
+        if available_now:
+            _await(spark, queries, job)
+    queries.append(start_query(spark, kafka, job, writer))
     log.info(
         "reading %s into the %s catalog (%s, lake %s); trigger %s",
         ", ".join(kafka.topic(s) for s in streams),
         job.catalog,
         job.database,
         job.lake_uri,
-        job.trigger if job.trigger == "availableNow" else job.trigger_interval,
+        job.trigger if available_now else job.trigger_interval,
     )
+    _await(spark, queries, job)
+    return progress
 
+
+def _await(spark: SparkSession, queries: list[StreamingQuery], job: JobSettings) -> None:
+    """Until every query has ended, one fails, a signal arrives or JOB_TIMEOUT_SECONDS passes;
+    then stop them all. A failed query's first error line is raised as QueryFailed."""
     stopping: dict[str, int | None] = {"signal": None}
 
     def on_signal(signum, _frame):
@@ -573,25 +641,30 @@ def run(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     deadline = time.monotonic() + job.timeout_seconds if job.timeout_seconds else None
     try:
-        # Spark's own wait, one second at a time so a signal or the deadline is noticed.
-        while not query.awaitTermination(1):
+        while any(q.isActive for q in queries):
+            if any(q.exception() is not None for q in queries):
+                break
             if stopping["signal"] is not None:
                 log.info("signal %s: stopping after the current batch", stopping["signal"])
                 break
             if deadline is not None and time.monotonic() > deadline:
                 log.info("JOB_TIMEOUT_SECONDS reached: stopping")
                 break
-    except Exception:  # noqa: BLE001 - the query's own exception is reported below
-        pass
+            # Spark's own wait, a second at a time so a signal or the deadline is noticed.
+            manager = spark.streams
+            with contextlib.suppress(Exception):  # a failed query is reported below
+                manager.awaitAnyTermination(1)
+            manager.resetTerminated()
     finally:
-        if query.isActive:
-            query.stop()
+        for query in queries:
+            if query.isActive:
+                query.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    error = query.exception()
-    if error is not None:
-        raise QueryFailed(str(error.desc).strip().splitlines()[0][:500])
-    return progress
+    for query in queries:
+        error = query.exception()
+        if error is not None:
+            raise QueryFailed(f"{query.name}: " + str(error.desc).strip().splitlines()[0][:500])
 
 
 class QueryFailed(RuntimeError):
@@ -606,6 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     try:
         kafka, job, streams = settings_from(parse_args(argv))
+        alert_settings = AlertSettings.from_env()
     except SettingsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -613,9 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark.sparkContext.setLogLevel("WARN")
     started = time.monotonic()
     try:
-        check_kafka(spark, kafka, streams)
+        needed = ALL_STREAMS if alert_settings.enabled else streams
+        check_kafka(spark, kafka, [s for s in ALL_STREAMS if s in set(needed) | set(streams)])
         prepare_lake(spark, job, streams)
-        progress = run(spark, kafka, job, streams)
+        progress = run(spark, kafka, job, streams, alert_settings)
     except (KafkaUnavailable, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         spark.stop()

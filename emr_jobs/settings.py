@@ -216,9 +216,91 @@ class JobSettings:
     def checkpoint_location(self) -> str:
         return LAKE.checkpoint_location(self.lake_uri)
 
+    def query_checkpoint(self, query: str) -> str:
+        """Checkpoint of one of the derived queries (``alerts``, ``stopped``, ...)."""
+        return LAKE.checkpoint_location(self.lake_uri, query)
+
     def table_location(self, table: str) -> str:
         return LAKE.table_location(self.lake_uri, table)
 
     def table(self, name: str) -> str:
         """The Spark identifier of one lake table: ``lake.<database>.<name>``."""
         return f"{LAKE.catalog}.{self.database}.{name}"
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """The alert and road-condition queries and their thresholds (README, "Alerts")."""
+
+    enabled: bool = True  # [ALERTS_ENABLED] run the alert and road-condition queries
+    trigger_interval: str = "0 seconds"  # [ALERT_TRIGGER_INTERVAL] 0: next batch at once
+    watermark: str = "10 seconds"  # [ALERT_WATERMARK] how late an event may be and still count
+    approach_km: float = 5.0  # [ALERT_APPROACH_KM] an incident this far ahead on the route
+    incident_horizon: str = "30 minutes"  # [ALERT_INCIDENT_HORIZON] an Active report lasts
+    weather_period: str = "15 minutes"  # [ALERT_WEATHER_PERIOD] one alert per section and period
+    heavy_rain_mm: float = 4.0  # [ALERT_HEAVY_RAIN_MM] precipitation, mm/h
+    strong_wind_kmh: float = 50.0  # [ALERT_STRONG_WIND_KMH]
+    poor_air_quality: float = 100.0  # [ALERT_POOR_AIR_QUALITY] air-quality index
+    speeding_tolerance_kmh: float = 5.0  # [ALERT_SPEEDING_TOLERANCE_KMH] over the section's limit
+    stopped_after: str = "2 minutes"  # [ALERT_STOPPED_AFTER] stopped on a motorway this long
+    stopped_speed_kmh: float = 5.0  # [ALERT_STOPPED_SPEED_KMH] below this counts as stopped
+    section_max_km: float = 1.0  # [ROAD_SECTION_MAX_KM] further from the route: no section
+    road_window: str = "1 minute"  # [ROAD_CONDITIONS_WINDOW]
+    road_watermark: str = "10 seconds"  # [ROAD_CONDITIONS_WATERMARK]
+
+    def __post_init__(self) -> None:
+        for name, value in (
+            ("ALERT_TRIGGER_INTERVAL", self.trigger_interval),
+            ("ALERT_WATERMARK", self.watermark),
+            ("ALERT_INCIDENT_HORIZON", self.incident_horizon),
+            ("ALERT_WEATHER_PERIOD", self.weather_period),
+            ("ALERT_STOPPED_AFTER", self.stopped_after),
+            ("ROAD_CONDITIONS_WINDOW", self.road_window),
+            ("ROAD_CONDITIONS_WATERMARK", self.road_watermark),
+        ):
+            check_duration(name, value)
+        for name, value in (
+            ("ALERT_INCIDENT_HORIZON", self.incident_horizon),
+            ("ALERT_WEATHER_PERIOD", self.weather_period),
+            ("ALERT_STOPPED_AFTER", self.stopped_after),
+            ("ROAD_CONDITIONS_WINDOW", self.road_window),
+        ):
+            check_range(name, duration_seconds(value), 1, None)
+        for name, number in (
+            ("ALERT_APPROACH_KM", self.approach_km),
+            ("ALERT_HEAVY_RAIN_MM", self.heavy_rain_mm),
+            ("ALERT_STRONG_WIND_KMH", self.strong_wind_kmh),
+            ("ALERT_POOR_AIR_QUALITY", self.poor_air_quality),
+            ("ALERT_STOPPED_SPEED_KMH", self.stopped_speed_kmh),
+            ("ROAD_SECTION_MAX_KM", self.section_max_km),
+        ):
+            check_range(name, number, 0.001, None)
+        check_range("ALERT_SPEEDING_TOLERANCE_KMH", self.speeding_tolerance_kmh, 0, None)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AlertSettings:
+        env = os.environ if env is None else env
+        d = cls.__dataclass_fields__
+        return cls(
+            enabled=env_bool(env, "ALERTS_ENABLED", d["enabled"].default),
+            trigger_interval=env_str(env, "ALERT_TRIGGER_INTERVAL", d["trigger_interval"].default),
+            watermark=env_str(env, "ALERT_WATERMARK", d["watermark"].default),
+            approach_km=env_float(env, "ALERT_APPROACH_KM", d["approach_km"].default),
+            incident_horizon=env_str(env, "ALERT_INCIDENT_HORIZON", d["incident_horizon"].default),
+            weather_period=env_str(env, "ALERT_WEATHER_PERIOD", d["weather_period"].default),
+            heavy_rain_mm=env_float(env, "ALERT_HEAVY_RAIN_MM", d["heavy_rain_mm"].default),
+            strong_wind_kmh=env_float(env, "ALERT_STRONG_WIND_KMH", d["strong_wind_kmh"].default),
+            poor_air_quality=env_float(
+                env, "ALERT_POOR_AIR_QUALITY", d["poor_air_quality"].default
+            ),
+            speeding_tolerance_kmh=env_float(
+                env, "ALERT_SPEEDING_TOLERANCE_KMH", d["speeding_tolerance_kmh"].default
+            ),
+            stopped_after=env_str(env, "ALERT_STOPPED_AFTER", d["stopped_after"].default),
+            stopped_speed_kmh=env_float(
+                env, "ALERT_STOPPED_SPEED_KMH", d["stopped_speed_kmh"].default
+            ),
+            section_max_km=env_float(env, "ROAD_SECTION_MAX_KM", d["section_max_km"].default),
+            road_window=env_str(env, "ROAD_CONDITIONS_WINDOW", d["road_window"].default),
+            road_watermark=env_str(env, "ROAD_CONDITIONS_WATERMARK", d["road_watermark"].default),
+        )

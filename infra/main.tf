@@ -15,16 +15,32 @@ locals {
   streams       = sort([for f in fileset(local.contracts_dir, "*.json") : trimsuffix(f, ".json") if !startswith(f, "_")])
   contracts     = { for s in local.streams : s => jsondecode(file("${local.contracts_dir}/${s}.json")) }
   topics        = { for s, c in local.contracts : s => c.default_topic }
+  # Who writes each topic: "producer" (the five sensor streams) or "job" (what the job derives).
+  topic_writers = { for s, c in local.contracts : s => c.produced_by }
 
-  # Read by emr_jobs/kafka_options.py in the producer, the topics command and the job.
+  # Read by emr_jobs/kafka_options.py in the producer, the topics command, the job and the forwarder.
+  kafka_connection = {
+    KAFKA_BOOTSTRAP_SERVERS = module.msk.cluster_bootstrap_brokers_sasl_iam
+    KAFKA_AUTH_MODE         = "msk-iam"
+    AWS_REGION              = var.aws_region
+  }
   kafka_environment = merge(
-    {
-      KAFKA_BOOTSTRAP_SERVERS = module.msk.cluster_bootstrap_brokers_sasl_iam
-      KAFKA_AUTH_MODE         = "msk-iam"
-      AWS_REGION              = var.aws_region
-    },
+    local.kafka_connection,
     { for s, c in local.contracts : c.topic_env => c.default_topic },
   )
+
+  # The alert forwarder (python -m scripts.alerts forward) reads the stream whose topic variable
+  # is ALERTS_TOPIC, with its own consumer group, and remembers each alert id it notified for as
+  # long as the topic keeps records, so a replay from the earliest offset notifies nobody twice.
+  alert_stream          = one([for s, c in local.contracts : s if c.topic_env == "ALERTS_TOPIC"])
+  alert_dedupe_ttl_days = ceil(var.topics.retention_hours / 24)
+  alert_forwarder_environment = merge(local.kafka_connection, {
+    (local.contracts[local.alert_stream].topic_env) = local.topics[local.alert_stream]
+    ALERT_FORWARDER_GROUP                           = var.alert_forwarder.consumer_group
+    ALERT_SNS_TOPIC_ARN                             = module.alerts.sns_topic_arn
+    ALERT_DEDUPE_TABLE                              = module.alerts.ledger_table_name
+    ALERT_DEDUPE_TTL_DAYS                           = tostring(local.alert_dedupe_ttl_days)
+  })
 
   # Glue names allow no hyphens: smartcity_dev. The job's LAKE_DATABASE (emr_job_environment).
   glue_database_name = replace(local.name, "-", "_")
@@ -68,9 +84,10 @@ module "msk" {
   default_partitions   = var.topics.partitions
   log_retention_days   = var.log_retention_days
   client_security_group_ids = {
-    emr_master = module.emr.master_security_group_id
-    emr_core   = module.emr.core_security_group_id
-    ecs_tasks  = module.ecs.task_security_group_id
+    emr_master      = module.emr.master_security_group_id
+    emr_core        = module.emr.core_security_group_id
+    ecs_tasks       = module.ecs.task_security_group_id
+    alert_forwarder = module.ecs.alert_forwarder_security_group_id
   }
 
   tags = local.tags
@@ -82,6 +99,7 @@ module "iam" {
   name                 = local.name
   msk_cluster_arn      = module.msk.cluster_arn
   topics               = local.topics
+  topic_writers        = local.topic_writers
   lake_bucket_arn      = module.s3.lake_bucket_arn
   artifacts_bucket_arn = module.s3.artifacts_bucket_arn
   logs_bucket_arn      = module.s3.logs_bucket_arn
@@ -91,6 +109,13 @@ module "iam" {
   glue_table_names     = module.glue.table_names
   ecr_repository_name  = local.ecr_repository_name
   ecs_log_group_name   = local.ecs_log_group_name
+  alert_forwarder = {
+    topic            = local.topics[local.alert_stream]
+    consumer_group   = var.alert_forwarder.consumer_group
+    sns_topic_arn    = module.alerts.sns_topic_arn
+    ledger_table_arn = module.alerts.ledger_table_arn
+    kms_key_arn      = module.alerts.kms_key_arn
+  }
 
   tags = local.tags
 }
@@ -125,6 +150,7 @@ module "ecs" {
   vpc_cidr_block             = module.network.vpc_cidr_block
   subnet_ids                 = module.network.private_subnet_ids
   s3_prefix_list_id          = module.network.s3_prefix_list_id
+  dynamodb_prefix_list_id    = module.network.dynamodb_prefix_list_id
   ecr_repository_name        = local.ecr_repository_name
   image_tag                  = var.producer.image_tag
   log_group_name             = local.ecs_log_group_name
@@ -147,6 +173,24 @@ module "ecs" {
     TOPIC_REPLICATION_FACTOR = tostring(var.topics.replication_factor)
     TOPIC_RETENTION_HOURS    = tostring(var.topics.retention_hours)
   }
+  alert_forwarder_task_role_arn = module.iam.ecs_alert_forwarder_task_role_arn
+  alert_forwarder_environment   = local.alert_forwarder_environment
+  alert_forwarder_desired_count = var.alert_forwarder.desired_count
+  alert_forwarder_task_size = {
+    cpu    = var.alert_forwarder.cpu
+    memory = var.alert_forwarder.memory
+  }
+
+  tags = local.tags
+}
+
+module "alerts" {
+  source = "./modules/alerts"
+
+  name                = local.name
+  forwarder_role_arn  = module.iam.ecs_alert_forwarder_task_role_arn
+  email_subscriptions = var.alert_email_subscriptions
+  force_destroy       = var.force_destroy
 
   tags = local.tags
 }

@@ -94,8 +94,13 @@ output "ecs_topics_admin_run_task_command" {
   ])
 }
 
+output "ecs_alert_forwarder_service_name" {
+  description = "Name of the alert forwarder ECS service (python -m scripts.alerts forward)."
+  value       = module.ecs.alert_forwarder_service_name
+}
+
 output "glue_database_name" {
-  description = "Glue database of the Iceberg tables (<stream>, <stream>_quarantine, duplicates); LAKE_DATABASE for the job."
+  description = "Glue database of the Iceberg tables (<stream>, <stream>_quarantine, duplicates, for every contract); LAKE_DATABASE for the job."
   value       = module.glue.database_name
 }
 
@@ -117,4 +122,14 @@ output "athena_named_query_ids" {
 output "alarms_sns_topic_arn" {
   description = "SNS topic of every alarm; subscribe to it."
   value       = module.observability.sns_topic_arn
+}
+
+output "alerts_sns_topic_arn" {
+  description = "SNS topic the alert forwarder publishes each alert to, once (KMS-encrypted); alert_email_subscriptions subscribes e-mail addresses, or subscribe by any means SNS supports."
+  value       = module.alerts.sns_topic_arn
+}
+
+output "alert_ledger_table_name" {
+  description = "DynamoDB table in which the alert forwarder records every alert id it notified (ALERT_DEDUPE_TABLE)."
+  value       = module.alerts.ledger_table_name
 }

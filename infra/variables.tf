@@ -49,7 +49,7 @@ variable "msk" {
 }
 
 variable "topics" {
-  description = "Settings of the five stream topics, applied by `python -m scripts.topics create`: partitions, replication factor (at most the broker count, 3) and retention in hours."
+  description = "Settings of every topic (the five sensor streams, alerts and road conditions), applied by `python -m scripts.topics create`: partitions, replication factor (at most the broker count, 3) and retention in hours (the alert forwarder remembers notified alerts as long)."
   type = object({
     partitions         = optional(number, 6)
     replication_factor = optional(number, 3)
@@ -89,6 +89,23 @@ variable "producer" {
   default = {}
 }
 
+variable "alert_forwarder" {
+  description = "ECS alert forwarder (python -m scripts.alerts forward, from the producer image at producer.image_tag): tasks to run (0 until an image with scripts/alerts is pushed and the topics exist), Fargate cpu/memory, and its Kafka consumer group (ALERT_FORWARDER_GROUP; its IAM policy names exactly this group)."
+  type = object({
+    desired_count  = optional(number, 0)
+    cpu            = optional(number, 256)
+    memory         = optional(number, 512)
+    consumer_group = optional(string, "smartcity-alert-forwarder")
+  })
+  default = {}
+}
+
+variable "alert_email_subscriptions" {
+  description = "E-mail addresses subscribed to the alert topic (each alert the job raises, sent once); every address must confirm the e-mail SNS sends. Empty for none."
+  type        = list(string)
+  default     = []
+}
+
 variable "alarms" {
   description = "Alarms: e-mail subscribed to the SNS topic (empty for none), and thresholds for job lag (offsets), MSK disk use (%) and MSK CPU (%)."
   type = object({
@@ -118,7 +135,7 @@ variable "lake_maintenance" {
 }
 
 variable "force_destroy" {
-  description = "true lets terraform destroy delete non-empty buckets, the ECR repository with its images and the Athena workgroup. Set it, apply, then destroy, to tear down everything."
+  description = "true lets terraform destroy delete non-empty buckets, the ECR repository with its images, the Athena workgroup and the alert ledger table (its deletion protection is off). Set it, apply, then destroy, to tear down everything."
   type        = bool
   default     = false
 }

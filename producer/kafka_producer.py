@@ -135,7 +135,7 @@ def check_connection(producer: Producer, settings: KafkaSettings, timeout: float
     try:
         metadata = producer.list_topics(timeout=timeout)
     except KafkaException as err:
-        reason = _unreachable_reason(settings.bootstrap_servers) or (
+        reason = unreachable_reason(settings.bootstrap_servers) or (
             err.args[0].str() if err.args else str(err)
         )
         raise ProducerError(
@@ -151,7 +151,7 @@ def check_connection(producer: Producer, settings: KafkaSettings, timeout: float
         )
 
 
-def _unreachable_reason(bootstrap_servers: str) -> str | None:
+def unreachable_reason(bootstrap_servers: str) -> str | None:
     """Why no bootstrap server answers, in plain words, or None when a TCP connection works.
 
     librdkafka's own reason ("Broker transport failure") does not tell a misspelt host from a

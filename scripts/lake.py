@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from emr_jobs.contracts import LAKE, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, LAKE
 from emr_jobs.settings import REPO_ROOT, JobSettings, SettingsError
 
 log = logging.getLogger("scripts.lake")
@@ -132,7 +132,7 @@ def lake_counts(job: JobSettings | None = None) -> dict[str, dict[str, int]]:
             "quarantined": cat.load_table((job.database, LAKE.quarantine_table(s))).scan().count(),
             "duplicates": per_stream.get(s, 0),
         }
-        for s in STREAMS
+        for s in ALL_STREAMS
     }
 
 
@@ -147,7 +147,7 @@ def query(
     import duckdb
 
     job = job or JobSettings.from_env()
-    wanted = tables or [t for t in LAKE.tables(STREAMS) if _mentions(sql, t)]
+    wanted = tables or [t for t in LAKE.tables(ALL_STREAMS) if _mentions(sql, t)]
     con = duckdb.connect()
     for name in wanted:
         con.register(name, read_table(name, job, as_of=as_of))
@@ -187,6 +187,41 @@ def example_query(job: JobSettings | None = None, sql: str = EXAMPLE_QUERY) -> s
     return format_result(query(sql, job, tables=["vehicle"]))
 
 
+ALERTS_BY_RULE = """
+SELECT rule, count(*) AS alerts,
+       count(*) FILTER (WHERE severity = 'critical') AS critical,
+       min("timestamp") AS first, max("timestamp") AS last
+FROM alerts GROUP BY rule ORDER BY alerts DESC, rule
+"""
+
+RECENT_ALERTS = """
+SELECT "timestamp", severity, rule, message
+FROM alerts ORDER BY "timestamp" DESC, id LIMIT 3
+"""
+
+SLOWEST_SECTIONS = """
+SELECT section, road, count(*) AS minutes,
+       round(avg(avgSpeed), 1) AS avg_speed_kmh, max(speedLimit) AS limit_kmh,
+       round(100 * avg(avgSpeed) / max(speedLimit)) AS pct_of_limit
+FROM road_conditions WHERE avgSpeed IS NOT NULL
+GROUP BY section, road ORDER BY pct_of_limit, section LIMIT 5
+"""
+
+
+def alert_report(job: JobSettings | None = None) -> str:
+    """Alerts per rule, the three most recent, and the slowest road sections (for make run)."""
+    parts = []
+    for title, sql, tables in (
+        ("Alerts per rule:", ALERTS_BY_RULE, ["alerts"]),
+        ("Most recent alerts:", RECENT_ALERTS, ["alerts"]),
+        ("Slowest road sections (mean speed against the limit):", SLOWEST_SECTIONS,
+         ["road_conditions"]),
+    ):
+        result = query(sql, job, tables=tables)
+        parts.append(f"{title}\n{format_result(result)}")
+    return "\n\n".join(parts)
+
+
 # --- maintenance ---------------------------------------------------------------------------------
 
 
@@ -221,7 +256,7 @@ def closed_period_filter(table: str, now: datetime) -> str:
     Compaction never touches the period the job is still writing, so it cannot conflict with
     the streaming appends.
     """
-    if table in STREAMS:
+    if table in ALL_STREAMS:
         cutoff = now.replace(minute=0, second=0, microsecond=0)
         column = "timestamp"
     else:
@@ -247,7 +282,7 @@ def maintain(
     """
     now = now or datetime.now(UTC)
     out: dict[str, dict[str, int]] = {}
-    for name in tables or LAKE.tables(STREAMS):
+    for name in tables or LAKE.tables(ALL_STREAMS):
         ident = f"{job.database}.{name}"
         rewrite = spark.sql(
             f"CALL {LAKE.catalog}.system.rewrite_data_files(table => '{ident}', "

@@ -1,12 +1,14 @@
 """``make run``: the whole pipeline on this machine, start to finish, then a summary.
 
 1. start the embedded Kafka broker (a free loopback port, fresh storage under .cache/run/);
-2. create the five topics;
+2. create the seven topics (five sensor streams, alerts, road conditions);
 3. run a bounded simulation through the producer (default: 5 vehicles, the whole journey);
-4. run the streaming job until it has caught up (``availableNow``), writing the lake;
+4. run the streaming job until it has caught up (``availableNow``): first the alert and
+   road-condition queries, then the lake writer, which also stores what they raised;
 5. stop everything, print per stream: produced, written, quarantined, duplicates removed,
    read back from the Iceberg tables through the catalog;
-6. show an example DuckDB query of the lake.
+6. show an example DuckDB query of the lake, the alerts per rule, the three most recent ones
+   and the slowest road sections.
 
 Every process it starts is stopped before it returns, also on Ctrl-C or an error.
 """
@@ -22,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from emr_jobs.contracts import STREAMS
+from emr_jobs.contracts import DERIVED_STREAMS, STREAMS
 from emr_jobs.kafka_options import KafkaSettings, default_topics
 from emr_jobs.settings import REPO_ROOT, JobSettings
-from scripts.lake import example_query, lake_counts
+from scripts.lake import alert_report, example_query, lake_counts
 from scripts.local_broker import BrokerError, EmbeddedKafka, free_port
 from scripts.run_job import job_environment, spark_submit_command
 from scripts.topics import TopicSpec, ensure_topics
@@ -57,6 +59,19 @@ def summary_table(produced: dict[str, int], lake: dict[str, dict[str, int]], job
     rows.append(f"{'total':<16}{totals[0]:>10}{totals[1]:>10}{totals[2]:>13}{totals[3]:>20}"
                 f"{totals[4]:>7}")
     return "\n".join(rows)
+
+
+def derived_table(job: dict, lake: dict[str, dict[str, int]]) -> str:
+    """What the job derived: records on its topics, and rows in the lake (one per id)."""
+    lines = ["derived by the job (Kafka topic -> lake table; a replayed id is removed once more):"]
+    for stream in DERIVED_STREAMS:
+        read = job.get(stream, {}).get("read", 0)
+        lines.append(
+            f"  {stream:<16} {read:>6} on the topic -> {lake[stream]['written']:>6} rows, "
+            f"{lake[stream]['duplicates']} repeated ids removed, "
+            f"{lake[stream]['quarantined']} quarantined"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +172,10 @@ def _run(args: argparse.Namespace, lake_uri: str, started: float) -> int:
     print(f"finished in {time.monotonic() - started:.0f}s; the broker is stopped.\n")
     print("Average speed per vehicle (DuckDB over the vehicle table, read through the catalog):")
     print(example_query(lake_settings))
+    print()
+    print(derived_table(job_summary, lake))
+    print()
+    print(alert_report(lake_settings))
     print("\nMore: python -m scripts.lake counts | query \"SQL\" [--as-of TIME] | snapshots TABLE")
     return 0
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import types as T  # noqa: E402
 
-from emr_jobs.contracts import LAKE, STREAMS  # noqa: E402
+from emr_jobs.contracts import ALL_STREAMS, LAKE  # noqa: E402
 from emr_jobs.iceberg import (  # noqa: E402
     CommitLog,
     check_catalog,
@@ -94,7 +94,7 @@ def main() -> None:
     result: dict[str, object] = {}
     try:
         check_catalog(spark, job)
-        specs = table_specs(STREAMS)
+        specs = table_specs(ALL_STREAMS)
         result["changes"] = ensure_tables(spark, job, specs)
         result["schemas"] = {
             s.name: {

@@ -9,13 +9,19 @@ from emr_jobs.settings import REPO_ROOT
 
 
 def job_env(kafka_settings, **extra: str) -> dict[str, str]:
-    """Environment for a job subprocess pointed at ``kafka_settings``."""
-    from emr_jobs.contracts import CONTRACTS, STREAMS
+    """Environment for a job subprocess pointed at ``kafka_settings``.
+
+    The alert and road-condition queries are off unless a test turns them on
+    (``ALERTS_ENABLED="true"``): the lake's own tests stay about the lake, and each job run
+    costs half as much. tests/test_alerts.py runs the whole job.
+    """
+    from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
     from scripts.run_job import job_environment
 
     env = job_environment()
     env["KAFKA_BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers
-    for s in STREAMS:
+    env["ALERTS_ENABLED"] = "false"
+    for s in ALL_STREAMS:
         env[CONTRACTS[s].topic_env] = kafka_settings.topic(s)
     env.update(extra)
     return env

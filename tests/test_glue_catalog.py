@@ -33,14 +33,14 @@ from urllib.parse import urlparse
 
 import pytest
 
-from emr_jobs.contracts import LAKE, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, LAKE
 from emr_jobs.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 REGION = "eu-west-2"
 DRIVER = REPO_ROOT / "tests" / "glue_startup_driver.py"
-TABLES = LAKE.tables(STREAMS)
+TABLES = LAKE.tables(ALL_STREAMS)
 
 
 def _infra():
@@ -293,7 +293,7 @@ def test_the_job_creates_the_lake_tables_in_an_empty_glue_database(aws, terrafor
     assert result["changes_again"] == {t: [] for t in TABLES}
     assert_iceberg_tables_in_glue(aws, terraform)
     assert_one_tagged_append(result)
-    for stream in STREAMS:
+    for stream in ALL_STREAMS:
         assert result["schemas"][stream]["timestamp"] == "timestamp"  # Spark's, i.e. with zone
         assert result["partitions"][stream] == "struct<timestamp_hour:int>"
     assert result["partitions"][LAKE.duplicates_table] == "struct<kafkaTimestamp_day:date>"

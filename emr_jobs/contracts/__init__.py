@@ -147,8 +147,9 @@ class LakeLayout:
         """``<lake>/tables/<table>``: the same path in every catalog (Terraform uses it too)."""
         return f"{lake_uri.rstrip('/')}/{self.tables_prefix}/{table}"
 
-    def checkpoint_location(self, lake_uri: str) -> str:
-        return f"{lake_uri.rstrip('/')}/{self.checkpoints_prefix}/job"
+    def checkpoint_location(self, lake_uri: str, query: str = "job") -> str:
+        """``<lake>/checkpoints/<query>``: ``job`` is the lake writer's."""
+        return f"{lake_uri.rstrip('/')}/{self.checkpoints_prefix}/{query}"
 
 
 def _has_type(value: Any, type_: str) -> bool:

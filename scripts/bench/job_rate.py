@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, LAKE, STREAMS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT, JobSettings
 from producer.kafka_producer import send_events
@@ -226,9 +226,12 @@ def fill_backlog(settings: KafkaSettings, vehicles: int, count: int,
 
 
 def job_env(settings: KafkaSettings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The job's environment for a measurement. The lake sections measure the lake writer
+    alone (``ALERTS_ENABLED=false``); the alerts section turns the alert queries on."""
     env = job_environment()
     env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    for s in STREAMS:
+    env["ALERTS_ENABLED"] = "false"
+    for s in ALL_STREAMS:
         env[CONTRACTS[s].topic_env] = settings.topic(s)
     env.update(extra or {})
     return env

@@ -156,6 +156,9 @@ def table_rows(results: dict) -> list[dict[str, Any]]:
                 fig = {"median": value, "min": None, "max": None, "n": 1, "unit": "s"}
                 rows.append(_row(f"End-to-end latency {q}, {int(rate):,} ev/s", fig, target,
                                  status, extra=f"{ph['rows']:,} rows"))
+    al = results.get("alerts")
+    if al:
+        rows.extend(alert_rows(al))
     m = results.get("memory")
     if m:
         t = TARGETS["producer_peak_rss_mb"]
@@ -165,6 +168,44 @@ def table_rows(results: dict) -> list[dict[str, Any]]:
     if j:
         for role, label in (("jvm", "JVM"), ("python", "Python driver"), ("total", "total")):
             rows.append(_row(f"Job driver peak RSS ({label})", j["driver_peak_rss_mb"][role]))
+    return rows
+
+
+def _single(value: float | None, unit: str) -> dict:
+    shown = math.inf if value is None else value
+    return {"median": shown, "min": None, "max": None, "n": 1, "unit": unit}
+
+
+def alert_rows(al: dict) -> list[dict[str, Any]]:
+    """The alerts section: event -> alert latency, road-condition freshness, CPU."""
+    on, off = al["phases"]["on"], al["phases"]["off"]
+    rate = f"{int(on['rate_target']):,} ev/s"
+    target = on["alert_latency_target_s"]
+    probe = on["probe_latency_s"]
+    rows = []
+    for q in ("p50", "p99"):
+        at_most = q == "p99"
+        rows.append(_row(
+            f"Event → alert {q} (probe incidents), {rate}, lake writer running",
+            _single(probe[q], "s"), f"≤ {target:.0f} s" if at_most else "",
+            _status(math.inf if probe[q] is None else probe[q], target, at_most=True)
+            if at_most else "",
+            extra=f"{on['probes_alerted']}/{on['probes_sent']} probes"))
+    every = on["all_immediate_alerts_latency_s"]
+    rows.append(_row(f"Event → alert p99, every rule but stopped-vehicle, {rate}",
+                     _single(every["p99"], "s"), extra=f"{every['n']:,} alerts"))
+    fresh = on["road_conditions_freshness_s"]
+    limit = on["road_conditions_target_s"]
+    rows.append(_row(
+        f"Road-condition freshness p99 (window {on['road_conditions_window_s']} s + watermark "
+        f"{on['road_conditions_watermark_s']} s)", _single(fresh["p99"], "s"),
+        f"≤ {limit:.0f} s",
+        _status(math.inf if fresh["p99"] is None else fresh["p99"], limit, at_most=True),
+        extra=f"{fresh['n']:,} windows"))
+    rows.append(_row(f"Job CPU, lake writer alone, {rate}", _single(off["cpu_cores"], "cores")))
+    rows.append(_row(f"Job CPU, lake writer + alert path, {rate}",
+                     _single(on["cpu_cores"], "cores")))
+    rows.append(_row("CPU the alert path costs", _single(al["alert_path_cpu_cores"], "cores")))
     return rows
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT
-from scripts.bench import fleet_rate, job_rate, latency, memory, producer_rate, report
+from scripts.bench import alerts, fleet_rate, job_rate, latency, memory, producer_rate, report
 from scripts.bench.stats import figure, paired_ratios
 from scripts.local_broker import EmbeddedKafka, free_port
 from scripts.topics import TopicSpec, ensure_topics
@@ -60,19 +60,23 @@ class Plan:
     latency_rates: tuple[int, ...]
     latency_seconds: float
     drain_timeout: float
+    alert_rate: int  # events/s of the alerts section (both phases)
+    alert_seconds: float  # measured span of each phase
 
 
 FULL = Plan("full", vehicles=(10, 1_000, 10_000), producer_events=300_000, repeats=3,
             tutorial_events=2_000, memory_events=300_000, memory_repeats=3, job_events=500_000,
             job_repeats=1, ceiling_warmup_fraction=0.2, job_scaling_vehicles=(),
             job_scaling_events=60_000, job_caps=(100_000,), fleet_window_seconds=60,
-            latency_rates=(1_000, 5_000), latency_seconds=30, drain_timeout=240)
+            latency_rates=(1_000, 5_000), latency_seconds=30, drain_timeout=240,
+            alert_rate=5_000, alert_seconds=90)
 QUICK = Plan("quick", vehicles=(10, 1_000, 10_000), producer_events=50_000, repeats=2,
              tutorial_events=300, memory_events=50_000, memory_repeats=1, job_events=10_000,
              job_repeats=1, ceiling_warmup_fraction=0.5, job_scaling_vehicles=(),
              job_scaling_events=0, job_caps=(), fleet_window_seconds=10,
-             latency_rates=(1_000, 5_000), latency_seconds=3, drain_timeout=90)
-SECTIONS = ("producer", "memory", "job", "latency")
+             latency_rates=(1_000, 5_000), latency_seconds=3, drain_timeout=90,
+             alert_rate=5_000, alert_seconds=20)
+SECTIONS = ("producer", "memory", "job", "latency", "alerts")
 FLEET_VEHICLES = 10_000  # the fleet whose real-time rate the job must sustain 5 times over
 
 
@@ -303,6 +307,24 @@ def latency_section(plan: Plan, bootstrap: str, work: Path, conf: dict[str, str]
     return out
 
 
+def alerts_section(plan: Plan, bootstrap: str, work: Path) -> dict:
+    """The alert path with the lake writer running: latency, freshness, CPU (on minus off)."""
+    phases = {}
+    for name, enabled in (("off", False), ("on", True)):
+        settings = topic_set(bootstrap, f"bench-alerts-{name}")
+        phases[name] = alerts.run_phase(
+            settings, work / f"lake-alerts-{name}", work / "logs" / f"alerts-{name}",
+            alerts=enabled, rate=plan.alert_rate, seconds=plan.alert_seconds, probe_every=0.25)
+        log.info("alerts %s: %.0f ev/s sent, job CPU %.2f cores", name,
+                 phases[name]["rate_sent"], phases[name]["cpu_cores"])
+    on = phases["on"]
+    log.info("event -> alert p50 %s p99 %s (%d/%d probes); road conditions freshness p99 %s",
+             on["probe_latency_s"]["p50"], on["probe_latency_s"]["p99"], on["probes_alerted"],
+             on["probes_sent"], on["road_conditions_freshness_s"]["p99"])
+    return {"phases": phases,
+            "alert_path_cpu_cores": on["cpu_cores"] - phases["off"]["cpu_cores"]}
+
+
 # --- main -------------------------------------------------------------------------------------
 
 
@@ -360,6 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "memory": lambda: memory_section(plan, broker.bootstrap_servers),
             "job": lambda: job_section(plan, broker.bootstrap_servers, work, conf),
             "latency": lambda: latency_section(plan, broker.bootstrap_servers, work, conf),
+            "alerts": lambda: alerts_section(plan, broker.bootstrap_servers, work),
         }
         for name in SECTIONS:
             if name not in sections:

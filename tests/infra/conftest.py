@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from functools import cache, lru_cache
@@ -25,7 +26,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 MODULES_DIR = INFRA / "modules"
-MODULE_NAMES = ("network", "msk", "s3", "iam", "emr", "ecs", "glue", "observability")
+MODULE_NAMES = ("network", "msk", "s3", "iam", "emr", "ecs", "glue", "observability", "alerts")
 #: Modules that the concerns call, not the root: a log group with its own KMS key.
 NESTED_MODULE_NAMES = ("log_group",)
 MODULE_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
@@ -427,6 +428,7 @@ def _one(values: list[Any]) -> Any:
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "ceil": math.ceil,
     "cidrsubnet": _cidrsubnet,
     "coalesce": lambda *a: next(v for v in a if v is not None and v != ""),
     "concat": lambda *lists: [x for lst in lists for x in lst],
@@ -934,6 +936,18 @@ FAKE_MSK_CLUSTER_ARN = (
     "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b-3"
 )
 FAKE_BUCKETS = {b: f"smartcity-dev-{b}-bucket" for b in ("lake", "artifacts", "logs")}
+#: The alert path's ARNs (modules/alerts and the forwarder's role in modules/iam).
+FAKE_ALERTS = {
+    "sns_topic_arn": f"arn:aws:sns:{FAKE_REGION}:{FAKE_ACCOUNT}:smartcity-dev-alerts",
+    "ledger_table_name": "smartcity-dev-alert-ledger",
+    "ledger_table_arn": (
+        f"arn:aws:dynamodb:{FAKE_REGION}:{FAKE_ACCOUNT}:table/smartcity-dev-alert-ledger"
+    ),
+    "kms_key_arn": (
+        f"arn:aws:kms:{FAKE_REGION}:{FAKE_ACCOUNT}:key/1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+    ),
+    "forwarder_role_arn": f"arn:aws:iam::{FAKE_ACCOUNT}:role/smartcity-dev-ecs-alert-forwarder",
+}
 
 EXTERNALS: dict[str, Any] = {
     "data.aws_partition.current.partition": "aws",
@@ -946,6 +960,11 @@ EXTERNALS: dict[str, Any] = {
         for b, n in FAKE_BUCKETS.items()
     },
     **{f'module.s3.aws_s3_bucket.this["{b}"].id': n for b, n in FAKE_BUCKETS.items()},
+    "module.alerts.aws_sns_topic.this.arn": FAKE_ALERTS["sns_topic_arn"],
+    "module.alerts.aws_dynamodb_table.this.name": FAKE_ALERTS["ledger_table_name"],
+    "module.alerts.aws_dynamodb_table.this.arn": FAKE_ALERTS["ledger_table_arn"],
+    "module.alerts.aws_kms_key.this.arn": FAKE_ALERTS["kms_key_arn"],
+    "module.iam.aws_iam_role.ecs_alert_forwarder.arn": FAKE_ALERTS["forwarder_role_arn"],
 }
 
 
@@ -972,6 +991,7 @@ def fake() -> Any:
         msk_cluster_arn=FAKE_MSK_CLUSTER_ARN,
         bucket_arns={b: f"arn:aws:s3:::{n}" for b, n in FAKE_BUCKETS.items()},
         bucket_names=dict(FAKE_BUCKETS),
+        alerts=dict(FAKE_ALERTS),
     )
 
 

@@ -14,7 +14,7 @@ import tomllib
 
 import pytest
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS, LAKE, STREAMS
 from emr_jobs.kafka_options import KafkaSettings, default_topics, spark_kafka_options
 from emr_jobs.settings import JobSettings
 
@@ -23,7 +23,7 @@ EMR_SPARK_VERSIONS = {
     "emr-7.13.0": "3.5.6",
 }
 
-TABLES = LAKE.tables(STREAMS)
+TABLES = LAKE.tables(ALL_STREAMS)
 OPTIMIZER_TYPES = {"compaction", "retention", "orphan_file_deletion"}
 
 
@@ -43,13 +43,24 @@ def _kafka_grants(statements: list[dict]) -> dict[str, set[str]]:
     return grants
 
 
+def _topic_arns(fake, streams) -> set[str]:
+    prefix = fake.msk_cluster_arn.replace(":cluster/", ":topic/")
+    return {f"{prefix}/{CONTRACTS[s].default_topic}" for s in streams}
+
+
 @pytest.fixture(scope="module")
 def arns(fake):
     cluster = fake.msk_cluster_arn
-    topic_prefix = cluster.replace(":cluster/", ":topic/")
     return {
         "cluster": cluster,
-        "topics": {f"{topic_prefix}/{CONTRACTS[s].default_topic}" for s in STREAMS},
+        "topics": _topic_arns(fake, ALL_STREAMS),
+        # Each topic's one writer, by its contract's produced_by.
+        "producer_topics": _topic_arns(
+            fake, [s for s in ALL_STREAMS if CONTRACTS[s].produced_by == "producer"]
+        ),
+        "job_topics": _topic_arns(
+            fake, [s for s in ALL_STREAMS if CONTRACTS[s].produced_by == "job"]
+        ),
         "group": cluster.replace(":cluster/", ":group/") + f"/{LAKE.consumer_group_prefix}*",
     }
 
@@ -58,22 +69,40 @@ def arns(fake):
 
 
 def test_terraform_streams_and_topics_are_the_code_s(root):
-    assert sorted(root.local("streams")) == sorted(STREAMS)
+    """Every contract, the job's derived streams included, has a topic and tables."""
+    assert sorted(root.local("streams")) == sorted(ALL_STREAMS)
     assert (
         root.local("topics")
         == default_topics({})
-        == {s: CONTRACTS[s].default_topic for s in STREAMS}
+        == {s: CONTRACTS[s].default_topic for s in ALL_STREAMS}
     )
     assert root.output("kafka_topic_names") == default_topics({})
 
 
+def test_the_producer_writes_the_sensor_streams_and_the_job_the_derived_ones(root):
+    assert {s for s in ALL_STREAMS if CONTRACTS[s].produced_by == "producer"} == set(STREAMS)
+    assert {s for s in ALL_STREAMS if CONTRACTS[s].produced_by == "job"} == set(DERIVED_STREAMS)
+    assert root.local("topic_writers") == {s: CONTRACTS[s].produced_by for s in ALL_STREAMS}
+    # A contract with any other produced_by would leave its topic without a writer.
+    (validation,) = root.child("iam").variables["topic_writers"]["validation"]
+    assert '["producer", "job"]' in validation["condition"]
+
+
+def _code_without_module_names(path) -> str:
+    """A .tf file without its module labels and sources (`module "alerts"` is no topic)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return "\n".join(x for x in lines if not re.match(r'\s*(module\s+"|source\s*=)', x))
+
+
 def test_no_topic_name_is_typed_in_terraform(tf):
-    names = {CONTRACTS[s].default_topic for s in STREAMS}
+    """No string literal or ARN segment spells a topic: names come from the contracts. (A topic
+    may also be an ordinary word, "alerts", so prose and `scripts.alerts` do not count.)"""
+    names = {CONTRACTS[s].default_topic for s in ALL_STREAMS}
     hits = [
         f"{p.relative_to(tf.INFRA)}: {n}"
         for p in tf.files
         for n in names
-        if n in p.read_text(encoding="utf-8")
+        if re.search(rf'(?<=["/:]){re.escape(n)}(?=["/])', _code_without_module_names(p))
     ]
     assert not hits, "topic names must come from the contracts, not be retyped:\n" + "\n".join(hits)
 
@@ -91,27 +120,48 @@ def test_producer_and_topics_task_read_the_same_topics_as_the_job(modules):
 # ----------------------------------------------------------------------------------- IAM and Kafka
 
 
-def test_the_job_reads_exactly_the_topics_with_its_consumer_group_prefix(modules, arns):
+def test_the_job_reads_every_topic_and_writes_exactly_the_derived_ones(modules, arns, fake):
     grants = _kafka_grants(modules["iam"].policy_statements("emr_ec2"))
     assert grants == {
         "Connect": {arns["cluster"]},
+        # Spark's Kafka sink is an idempotent producer (InitProducerId needs the cluster action).
+        "WriteDataIdempotently": {arns["cluster"]},
         "DescribeTopic": arns["topics"],
         "ReadData": arns["topics"],
+        "WriteData": arns["job_topics"],
         "DescribeGroup": {arns["group"]},
         "AlterGroup": {arns["group"]},
     }
+    assert arns["job_topics"] == _topic_arns(fake, DERIVED_STREAMS)
     # Spark's Kafka source names its groups <groupIdPrefix>-<uuid>-<n>; the ARN covers them.
     assert spark_kafka_options(KafkaSettings())["groupIdPrefix"] == LAKE.consumer_group_prefix
 
 
-def test_the_producer_writes_exactly_the_topics(modules, arns):
+def test_the_producer_writes_exactly_the_sensor_streams_topics(modules, arns):
     grants = _kafka_grants(modules["iam"].policy_statements("ecs_producer"))
     assert grants == {
         "Connect": {arns["cluster"]},
         "WriteDataIdempotently": {arns["cluster"]},
-        "DescribeTopic": arns["topics"],
-        "WriteData": arns["topics"],
+        "DescribeTopic": arns["producer_topics"],
+        "WriteData": arns["producer_topics"],
     }
+
+
+def test_each_topic_is_written_by_its_contract_s_producer_alone(modules, arns, fake):
+    """Over every policy document of every module: WriteData on a sensor stream's topic only
+    for the producer's task role, on a derived stream's topic only for the job's role."""
+    writers: dict[str, set[str]] = {}
+    for module_name, module in modules.items():
+        for rtype, name in module.data:
+            if rtype != "aws_iam_policy_document":
+                continue
+            for resource in _kafka_grants(module.policy_statements(name)).get("WriteData", ()):
+                writers.setdefault(resource, set()).add(f"{module_name}.{name}")
+    assert writers == {
+        **{t: {"iam.ecs_producer"} for t in _topic_arns(fake, STREAMS)},
+        **{t: {"iam.emr_ec2"} for t in _topic_arns(fake, DERIVED_STREAMS)},
+    }
+    assert set(writers) == arns["topics"]
 
 
 def test_the_topics_task_manages_exactly_the_topics(modules, arns):
@@ -122,6 +172,44 @@ def test_the_topics_task_manages_exactly_the_topics(modules, arns):
         "DescribeTopic": arns["topics"],
         "AlterTopic": arns["topics"],
     }
+
+
+def test_the_topics_task_creates_every_topic_its_role_may_create(modules, arns, fake):
+    """`python -m scripts.topics create`, with the task's environment, against an empty cluster:
+    it creates the seven topics (the derived ones included), each of which its role may create."""
+    pytest.importorskip("confluent_kafka")
+    from types import SimpleNamespace
+
+    from scripts.topics import TopicSpec, ensure_topics
+
+    class _Created:
+        def result(self) -> None:
+            return None
+
+    class _EmptyCluster:
+        def __init__(self) -> None:
+            self.created: list[str] = []
+
+        def list_topics(self, timeout: float | None = None) -> SimpleNamespace:
+            return SimpleNamespace(topics={})
+
+        def create_topics(self, new: list, operation_timeout: float | None = None) -> dict:
+            self.created += [t.topic for t in new]
+            return {t.topic: _Created() for t in new}
+
+    env = _env(modules["ecs"].local("topics_admin_container")["environment"])
+    env["KAFKA_BOOTSTRAP_SERVERS"] = "b-1.example.kafka.eu-west-2.amazonaws.com:9098"
+    cluster = _EmptyCluster()
+    result = ensure_topics(
+        KafkaSettings.from_env(env),
+        TopicSpec.from_env(env),
+        admin=cluster,  # type: ignore[arg-type]
+    )
+    assert set(result.values()) == {"created"}
+    assert _topic_arns(fake, ALL_STREAMS) == arns["topics"]
+    prefix = fake.msk_cluster_arn.replace(":cluster/", ":topic/")
+    assert {f"{prefix}/{t}" for t in cluster.created} == arns["topics"]
+    assert len(cluster.created) == len(ALL_STREAMS)
 
 
 def test_topic_and_group_arns_carry_the_cluster_name_and_uuid(arns, fake):
@@ -137,6 +225,7 @@ def test_no_other_role_touches_kafka(modules):
             "emr_ec2",
             "ecs_producer",
             "ecs_topics_admin",
+            "ecs_alert_forwarder",
         ):
             assert not _kafka_grants(modules["iam"].policy_statements(name)), name
 
@@ -155,7 +244,9 @@ def _arn(uri: str) -> str:
 
 def test_terraform_tables_are_the_job_s_tables(modules):
     assert sorted(modules["glue"].output("table_names")) == sorted(TABLES)
-    assert len(TABLES) == 2 * len(STREAMS) + 1
+    assert len(TABLES) == 2 * len(ALL_STREAMS) + 1
+    for stream in DERIVED_STREAMS:
+        assert {LAKE.data_table(stream), LAKE.quarantine_table(stream)} <= set(TABLES)
 
 
 def test_the_job_reads_writes_and_deletes_only_its_tables_and_checkpoints(modules, fake):
@@ -336,12 +427,12 @@ def specs():
     pytest.importorskip("pyspark")
     from emr_jobs.iceberg import table_specs
 
-    return {spec.name: spec for spec in table_specs(STREAMS)}
+    return {spec.name: spec for spec in table_specs(ALL_STREAMS)}
 
 
 def _docs(table: str) -> list[str]:
     """Column descriptions of a table, in column order, from the contracts and _lake.json."""
-    if table in STREAMS:
+    if table in ALL_STREAMS:
         return [f.description for f in CONTRACTS[table].fields] + [
             c["description"] for c in LAKE.metadata_columns
         ]
@@ -470,7 +561,7 @@ def test_terraform_iceberg_schema_is_the_schema_the_job_would_create(tables, spe
 
 
 def test_data_tables_have_the_contract_columns_then_the_metadata(tables):
-    for stream in STREAMS:
+    for stream in ALL_STREAMS:
         names = [f["name"] for f in _terraform_schema(tables[LAKE.data_table(stream)])]
         assert names == [
             *CONTRACTS[stream].field_names,
@@ -480,7 +571,7 @@ def test_data_tables_have_the_contract_columns_then_the_metadata(tables):
 
 
 def test_quarantine_and_duplicates_tables_have_the_lake_columns(tables):
-    for stream in STREAMS:
+    for stream in ALL_STREAMS:
         names = [f["name"] for f in _terraform_schema(tables[LAKE.quarantine_table(stream)])]
         assert names == [c["name"] for c in LAKE.quarantine_columns]
     names = [f["name"] for f in _terraform_schema(tables[LAKE.duplicates_table])]
@@ -499,12 +590,12 @@ def test_terraform_partition_spec_is_the_job_s(tables, specs):
             for f in partition_spec.blocks("fields")
         ]
         assert fields == [_expected_partition(specs[name])], name
-    for stream in STREAMS:
+    for stream in ALL_STREAMS:
         (field,) = (
             _iceberg_table_input(tables[stream])[1].blocks("partition_spec")[0].blocks("fields")
         )
         assert field["name"] == f"{CONTRACTS[stream].event_time_field}_hour"
-    for name in [*(LAKE.quarantine_table(s) for s in STREAMS), LAKE.duplicates_table]:
+    for name in [*(LAKE.quarantine_table(s) for s in ALL_STREAMS), LAKE.duplicates_table]:
         (field,) = (
             _iceberg_table_input(tables[name])[1].blocks("partition_spec")[0].blocks("fields")
         )
@@ -625,9 +716,11 @@ def test_named_queries_use_only_columns_and_tables_of_the_lake(modules):
         "incidents_per_type_and_day",
         "quarantine_reasons_last_24h",
         "vehicle_rows_an_hour_ago",
+        "alerts_per_rule_last_24h",
+        "latest_road_conditions",
     }
     known = {t.lower() for t in TABLES}
-    for stream in STREAMS:
+    for stream in ALL_STREAMS:
         known |= {f.name.lower() for f in CONTRACTS[stream].fields}
     for group in (LAKE.metadata_columns, LAKE.quarantine_columns, LAKE.duplicate_columns):
         known |= {c["name"].lower() for c in group}
@@ -643,11 +736,17 @@ def test_named_queries_use_only_columns_and_tables_of_the_lake(modules):
     assert "FROM vehicle" in positions and "max_by(location.latitude" in positions
     assert "FROM emergency" in queries["incidents_per_type_and_day"]["query"]
     quarantine = queries["quarantine_reasons_last_24h"]["query"]
-    assert {f"FROM {LAKE.quarantine_table(s)} " for s in STREAMS} <= {
+    assert {f"FROM {LAKE.quarantine_table(s)} " for s in ALL_STREAMS} <= {
         f"FROM {t} " for t in re.findall(r"FROM (\w+) ", quarantine)
     }
     assert "INTERVAL '24' HOUR" in quarantine and "kafkaTimestamp" in quarantine
     assert "FOR TIMESTAMP AS OF" in queries["vehicle_rows_an_hour_ago"]["query"]
+    for name, stream in (
+        ("alerts_per_rule_last_24h", "alerts"),
+        ("latest_road_conditions", "road_conditions"),
+    ):
+        assert stream in DERIVED_STREAMS
+        assert f"FROM {LAKE.data_table(stream)}\n" in queries[name]["query"], name
 
 
 # ---------------------------------------------------------------------------------- EMR's Iceberg

@@ -40,7 +40,9 @@ def test_brokers_are_private(cluster):
     assert public["type"] == "DISABLED"
 
 
-def test_only_the_iam_port_is_open_and_only_to_the_job_and_the_producer(modules, root):
+def test_only_the_iam_port_is_open_and_only_to_the_job_the_producer_and_the_forwarder(
+    modules, root
+):
     msk = modules["msk"]
     rules = msk.instances("aws_vpc_security_group_ingress_rule", "this")
     assert rules, "nobody could reach the brokers"
@@ -49,15 +51,21 @@ def test_only_the_iam_port_is_open_and_only_to_the_job_and_the_producer(modules,
         assert "referenced_security_group_id" in rule and "cidr_ipv4" not in rule, (
             "open to security groups, not CIDRs"
         )
-    assert set(rules) == {"emr_master", "emr_core", "ecs_tasks"}
+    assert set(rules) == {"emr_master", "emr_core", "ecs_tasks", "alert_forwarder"}
     # No plaintext (9092), TLS-only (9094) or SCRAM (9096) listener is reachable.
     assert not msk.resource("aws_security_group", "this").get("ingress")
 
 
 def test_clients_get_the_iam_bootstrap_brokers(root):
+    # One place names the brokers; every client's environment (kafka_environment for the
+    # producer, the topics task and the job, the forwarder's own) starts from it.
     assert (
-        root.locals["kafka_environment"].count("module.msk.cluster_bootstrap_brokers_sasl_iam") == 1
+        str(root.locals["kafka_connection"]).count("module.msk.cluster_bootstrap_brokers_sasl_iam")
+        == 1
     )
+    for name in ("kafka_environment", "alert_forwarder_environment"):
+        assert "local.kafka_connection" in str(root.locals[name]), name
+        assert "cluster_bootstrap_brokers" not in str(root.locals[name]), name
     assert (
         root.outputs["msk_bootstrap_brokers_sasl_iam"]["value"]
         == "${module.msk.cluster_bootstrap_brokers_sasl_iam}"

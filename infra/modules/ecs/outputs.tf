@@ -28,14 +28,29 @@ output "topics_admin_task_definition_arn" {
   value       = aws_ecs_task_definition.this["topics-admin"].arn
 }
 
+output "alert_forwarder_task_definition_arn" {
+  description = "ARN (with revision) of the alert forwarder task definition (python -m scripts.alerts forward)."
+  value       = aws_ecs_task_definition.this["alert-forwarder"].arn
+}
+
+output "alert_forwarder_service_name" {
+  description = "Name of the alert forwarder ECS service."
+  value       = aws_ecs_service.this["alert-forwarder"].name
+}
+
+output "alert_forwarder_security_group_id" {
+  description = "ID of the alert forwarder's security group (MSK admits it on 9098)."
+  value       = aws_security_group.this["alert-forwarder"].id
+}
+
 output "service_name" {
   description = "Name of the producer ECS service."
-  value       = aws_ecs_service.this.name
+  value       = aws_ecs_service.this["producer"].name
 }
 
 output "task_security_group_id" {
   description = "ID of the tasks' security group (pass it to run-task; MSK admits it on 9098)."
-  value       = aws_security_group.this.id
+  value       = aws_security_group.this["tasks"].id
 }
 
 output "log_group_name" {

@@ -76,8 +76,41 @@ variable "topics_admin_task_role_arn" {
   default     = ""
 }
 
+variable "alert_forwarder_task_role_arn" {
+  description = "ARN of the alert forwarder's task role."
+  type        = string
+  default     = ""
+}
+
+variable "alert_forwarder_environment" {
+  description = "Environment of the alert forwarder, exactly the variables it reads: KAFKA_BOOTSTRAP_SERVERS, KAFKA_AUTH_MODE, AWS_REGION, ALERTS_TOPIC, ALERT_FORWARDER_GROUP, ALERT_SNS_TOPIC_ARN, ALERT_DEDUPE_TABLE, ALERT_DEDUPE_TTL_DAYS. No secrets."
+  type        = map(string)
+  default     = {}
+}
+
+variable "alert_forwarder_desired_count" {
+  description = "Alert forwarder tasks to keep running. 0 until the image (with scripts/alerts) is pushed and the topics exist."
+  type        = number
+  default     = 0
+}
+
+variable "alert_forwarder_task_size" {
+  description = "Fargate size of the alert forwarder task: cpu units (256, 512, ...) and memory in MiB valid for that cpu. Its CPU architecture is task_size's: it runs the producer image."
+  type = object({
+    cpu    = optional(number, 256)
+    memory = optional(number, 512)
+  })
+  default = {}
+}
+
+variable "dynamodb_prefix_list_id" {
+  description = "Prefix list ID of the DynamoDB gateway endpoint (the alert forwarder's ledger table)."
+  type        = string
+  default     = ""
+}
+
 variable "kafka_environment" {
-  description = "Kafka settings for both containers, as environment variables: KAFKA_BOOTSTRAP_SERVERS, KAFKA_AUTH_MODE, AWS_REGION and one <STREAM>_TOPIC per stream. No secrets: IAM authentication needs none."
+  description = "Kafka settings for the producer and topics-admin containers, as environment variables: KAFKA_BOOTSTRAP_SERVERS, KAFKA_AUTH_MODE, AWS_REGION and one <STREAM>_TOPIC per stream. No secrets: IAM authentication needs none."
   type        = map(string)
   default     = {}
 }

@@ -28,7 +28,7 @@ locals {
     "write.metadata.previous-versions-max"       = "50"
   }
 
-  # Every table the job writes, as LAKE.tables(STREAMS) lists them: <stream> (contract fields, then
+  # Every table the job writes, as LAKE.tables(ALL_STREAMS) lists them: <stream> (contract fields, then
   # the job's metadata columns), <stream>_quarantine, and duplicates.
   quarantine_tables = { for s in var.streams : s => "${s}${local.lake.iceberg.quarantine_suffix}" }
   duplicates_table  = local.lake.iceberg.duplicates_table
@@ -132,6 +132,38 @@ locals {
     quarantine_reasons_last_24h = {
       description = "Why records were quarantined in the last 24 hours (by Kafka time), per stream"
       query       = "SELECT stream, reason, records, last_seen FROM (\n${local.quarantine_last_24h}\n) ORDER BY records DESC"
+    }
+    alerts_per_rule_last_24h = {
+      description = "Alerts the job raised in the last 24 hours (by Kafka time) per rule and severity, with the longest detection delay"
+      query       = <<-SQL
+        SELECT rule,
+               severity,
+               count(DISTINCT id) AS alerts,
+               count_if(status = 'Resolved') AS resolved,
+               max(kafkaTimestamp) AS last_seen,
+               max(date_diff('second', "timestamp", detectedAt)) AS max_detection_delay_s
+        FROM alerts
+        WHERE kafkaTimestamp > current_timestamp - INTERVAL '24' HOUR
+        GROUP BY rule, severity
+        ORDER BY alerts DESC
+      SQL
+    }
+    latest_road_conditions = {
+      description = "The latest closed window of every road section: vehicles, average and 95th-percentile speed against the limit, precipitation and active incidents"
+      query       = <<-SQL
+        SELECT section,
+               max_by(road, "timestamp") AS road,
+               max("timestamp") AS window_start,
+               max_by(vehicleCount, "timestamp") AS vehicles,
+               max_by(avgSpeed, "timestamp") AS avg_speed_kmh,
+               max_by(p95Speed, "timestamp") AS p95_speed_kmh,
+               max_by(speedLimit, "timestamp") AS speed_limit_kmh,
+               max_by(precipitation, "timestamp") AS precipitation_mm_h,
+               max_by(activeIncidents, "timestamp") AS active_incidents
+        FROM road_conditions
+        GROUP BY section
+        ORDER BY section
+      SQL
     }
     vehicle_rows_an_hour_ago = {
       description = "Iceberg time travel: the vehicle table now and as it was an hour ago (snapshots are kept ${var.maintenance.snapshot_retention_days} days)"

@@ -11,9 +11,19 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
 
   # arn:...:cluster/<name>/<uuid>  ->  arn:...:topic/<name>/<uuid>/<topic>, arn:...:group/<name>/<uuid>/<group>
-  topic_arns = [for stream, topic in var.topics : "${replace(var.msk_cluster_arn, ":cluster/", ":topic/")}/${topic}"]
+  topic_arn_prefix = replace(var.msk_cluster_arn, ":cluster/", ":topic/")
+  group_arn_prefix = replace(var.msk_cluster_arn, ":cluster/", ":group/")
+  topic_arns       = [for stream, topic in var.topics : "${local.topic_arn_prefix}/${topic}"]
+  # Each topic has one writer, its contract's produced_by: the producer writes the sensor
+  # streams, the job what it derives from them (alerts, road conditions).
+  producer_topic_arns = [for stream, topic in var.topics : "${local.topic_arn_prefix}/${topic}" if var.topic_writers[stream] == "producer"]
+  job_topic_arns      = [for stream, topic in var.topics : "${local.topic_arn_prefix}/${topic}" if var.topic_writers[stream] == "job"]
   # Spark's Kafka source uses groupIdPrefix, so its group IDs are <prefix>-<uuid>-<n>.
-  consumer_group_arn = "${replace(var.msk_cluster_arn, ":cluster/", ":group/")}/${local.lake.consumer_group_prefix}*"
+  consumer_group_arn = "${local.group_arn_prefix}/${local.lake.consumer_group_prefix}*"
+
+  # The alert forwarder reads one topic with one consumer group, both named exactly.
+  alert_topic_arn           = "${local.topic_arn_prefix}/${var.alert_forwarder.topic}"
+  alert_forwarder_group_arn = "${local.group_arn_prefix}/${var.alert_forwarder.consumer_group}"
 
   # The Iceberg tables (modules/glue) at s3://<lake>/tables/<table>, and the streaming checkpoints.
   table_prefixes      = [for t in var.glue_table_names : "${local.lake.layout.tables}/${t}"]
@@ -134,16 +144,25 @@ resource "aws_iam_role_policy" "emr_service" {
 # ---------------------------------------------------------------- EMR EC2 instance profile (the Spark job)
 
 data "aws_iam_policy_document" "emr_ec2" {
+  # WriteDataIdempotently is a cluster action: Spark's Kafka sink (kafka-clients 3.x, idempotent
+  # by default) calls InitProducerId, which MSK does not infer from WriteData on some topics.
   statement {
     sid       = "KafkaConnect"
-    actions   = ["kafka-cluster:Connect"]
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently"]
     resources = [var.msk_cluster_arn]
   }
 
+  # The lake writer reads every topic, the derived ones included.
   statement {
     sid       = "KafkaReadTopics"
     actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
     resources = local.topic_arns
+  }
+
+  statement {
+    sid       = "KafkaWriteDerivedTopics"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+    resources = local.job_topic_arns
   }
 
   statement {
@@ -374,10 +393,11 @@ data "aws_iam_policy_document" "ecs_producer" {
     resources = [var.msk_cluster_arn]
   }
 
+  # The sensor streams only: the job alone writes what it derives.
   statement {
     sid       = "KafkaWriteTopics"
     actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
-    resources = local.topic_arns
+    resources = local.producer_topic_arns
   }
 }
 
@@ -421,4 +441,66 @@ resource "aws_iam_role_policy" "ecs_topics_admin" {
   name   = "manage-topics"
   role   = aws_iam_role.ecs_topics_admin.id
   policy = data.aws_iam_policy_document.ecs_topics_admin.json
+}
+
+# ---------------------------------------------------------------- ECS alert-forwarder task role (python -m scripts.alerts forward)
+
+data "aws_iam_policy_document" "ecs_alert_forwarder" {
+  statement {
+    sid       = "KafkaConnect"
+    actions   = ["kafka-cluster:Connect"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid       = "KafkaReadAlerts"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+    resources = [local.alert_topic_arn]
+  }
+
+  statement {
+    sid       = "KafkaForwarderGroup"
+    actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+    resources = [local.alert_forwarder_group_arn]
+  }
+
+  statement {
+    sid       = "PublishAlerts"
+    actions   = ["sns:Publish"]
+    resources = [var.alert_forwarder.sns_topic_arn]
+  }
+
+  # The once-only ledger: the forwarder reads (start-up check) and conditionally updates an id;
+  # no put, delete, scan, query or table change.
+  statement {
+    sid       = "AlertLedger"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [var.alert_forwarder.ledger_table_arn]
+  }
+
+  # SNS asks for a data key per message, DynamoDB decrypts the table key, both with the caller's
+  # credentials; the key serves the forwarder through those two services only.
+  statement {
+    sid       = "AlertKeyThroughSnsAndDynamoDb"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [var.alert_forwarder.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sns.${local.region}.amazonaws.com", "dynamodb.${local.region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "ecs_alert_forwarder" {
+  name               = "${var.name}-ecs-alert-forwarder"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "ecs_alert_forwarder" {
+  name   = "forward-alerts"
+  role   = aws_iam_role.ecs_alert_forwarder.id
+  policy = data.aws_iam_policy_document.ecs_alert_forwarder.json
 }

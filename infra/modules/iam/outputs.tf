@@ -19,13 +19,18 @@ output "ecs_task_execution_role_arn" {
 }
 
 output "ecs_producer_task_role_arn" {
-  description = "ARN of the producer task role (connect and write the topics)."
+  description = "ARN of the producer task role (connect and write the sensor streams' topics)."
   value       = aws_iam_role.ecs_producer.arn
 }
 
 output "ecs_topics_admin_task_role_arn" {
   description = "ARN of the topics-admin task role (create, describe and alter the topics)."
   value       = aws_iam_role.ecs_topics_admin.arn
+}
+
+output "ecs_alert_forwarder_task_role_arn" {
+  description = "ARN of the alert forwarder's task role (read the alerts topic with its group, publish to the alert topic, use the ledger table)."
+  value       = aws_iam_role.ecs_alert_forwarder.arn
 }
 
 output "glue_optimizer_role_arn" {

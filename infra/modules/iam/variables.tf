@@ -17,9 +17,32 @@ variable "msk_cluster_arn" {
 }
 
 variable "topics" {
-  description = "Kafka topic per stream (stream name -> topic name, from the contracts' default_topic). The job reads them, the producer writes them, the topics task creates them."
+  description = "Kafka topic per stream (stream name -> topic name, from the contracts' default_topic). The job reads them all, the topics task creates them all; topic_writers says who writes each."
   type        = map(string)
   default     = {}
+}
+
+variable "topic_writers" {
+  description = "Who writes each stream's topic (stream -> the contract's produced_by): \"producer\" (the ECS producer) or \"job\" (the EMR job). Nothing else may write a topic."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for w in values(var.topic_writers) : contains(["producer", "job"], w)])
+    error_message = "topic_writers values (the contracts' produced_by) must be \"producer\" or \"job\": any other value leaves a topic that nobody may write."
+  }
+}
+
+variable "alert_forwarder" {
+  description = "What the alert forwarder (python -m scripts.alerts forward) may touch: the Kafka topic it reads and its consumer group (names), the SNS topic it publishes to, its DynamoDB ledger table and the KMS key of both (ARNs, modules/alerts)."
+  type = object({
+    topic            = optional(string, "")
+    consumer_group   = optional(string, "")
+    sns_topic_arn    = optional(string, "")
+    ledger_table_arn = optional(string, "")
+    kms_key_arn      = optional(string, "")
+  })
+  default = {}
 }
 
 variable "lake_bucket_arn" {

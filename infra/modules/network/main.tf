@@ -75,6 +75,16 @@ resource "aws_vpc_endpoint" "s3" {
   tags = merge(var.tags, { Name = "${var.name}-s3" })
 }
 
+# The alert forwarder's ledger table; gateway endpoints cost nothing.
+resource "aws_vpc_endpoint" "dynamodb" {
+  vpc_id            = aws_vpc.this.id
+  service_name      = "com.amazonaws.${local.region}.dynamodb"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = [aws_route_table.private.id]
+
+  tags = merge(var.tags, { Name = "${var.name}-dynamodb" })
+}
+
 resource "aws_security_group" "this" {
   name        = "${var.name}-endpoints"
   description = "Interface VPC endpoints: HTTPS from inside the VPC"

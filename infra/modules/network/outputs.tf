@@ -23,6 +23,11 @@ output "s3_prefix_list_id" {
   value       = aws_vpc_endpoint.s3.prefix_list_id
 }
 
+output "dynamodb_prefix_list_id" {
+  description = "Prefix list ID of the DynamoDB gateway endpoint, for security group egress rules to DynamoDB."
+  value       = aws_vpc_endpoint.dynamodb.prefix_list_id
+}
+
 output "endpoints_security_group_id" {
   description = "ID of the security group on the interface endpoints."
   value       = aws_security_group.this.id

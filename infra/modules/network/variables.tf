@@ -36,6 +36,7 @@ variable "interface_endpoints" {
     "kms",              # EMR local-disk encryption keys
     "logs",             # CloudWatch Logs for ECS tasks and flow logs
     "monitoring",       # CloudWatch metrics: the job's lag metric
+    "sns",              # the alert forwarder's notifications
     "sts",              # IAM role credentials for the producer's MSK IAM tokens
   ]
   nullable = false # null from the caller means this list

@@ -142,7 +142,7 @@ resource "aws_cloudwatch_metric_alarm" "msk_cpu" {
 
 # Spark's Kafka source commits no consumer-group offsets, so MSK's consumer-lag metrics stay
 # empty for it. The job publishes its own: maxOffsetsBehindLatest of its one Kafka source, the
-# largest lag of any partition of the five topics. A job that stopped publishing is as bad as one that falls behind:
+# largest lag of any partition of its topics. A job that stopped publishing is as bad as one that falls behind:
 # missing data breaches.
 resource "aws_cloudwatch_metric_alarm" "job_lag" {
   alarm_name          = "${var.name}-job-lag"
