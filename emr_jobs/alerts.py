@@ -25,8 +25,9 @@ Only events that pass their contract count; invalid ones are the lake writer's t
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -36,7 +37,10 @@ from emr_jobs.contracts import CONTRACTS
 from emr_jobs.contracts.roads import KM_PER_DEG_LAT, KM_PER_DEG_LON, RoadSection, sections
 from emr_jobs.kafka_options import KafkaSettings, spark_kafka_options
 from emr_jobs.settings import AlertSettings, JobSettings, duration_seconds
-from emr_jobs.transforms import EventTimeBounds, parse_events, validate
+from emr_jobs.transforms import EventTimeBounds, parse_events, spark_schema, validate
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: The queries this module starts, in start order.
 QUERIES = ("alerts", "stopped", "road_conditions")
@@ -48,62 +52,70 @@ ROAD = CONTRACTS["road_conditions"]
 # --- where on the road --------------------------------------------------------------------------
 
 
-def _section_literals(road: tuple[RoadSection, ...]) -> Column:
-    return F.array(
-        *[
-            F.struct(
-                F.lit(s.index).alias("index"),
-                F.lit(s.start_lon * KM_PER_DEG_LON).alias("ax"),
-                F.lit(s.start_lat * KM_PER_DEG_LAT).alias("ay"),
-                # The same arithmetic as roads.place, so both round alike.
-                F.lit(s.end_lon * KM_PER_DEG_LON - s.start_lon * KM_PER_DEG_LON).alias("dx"),
-                F.lit(s.end_lat * KM_PER_DEG_LAT - s.start_lat * KM_PER_DEG_LAT).alias("dy"),
-                F.lit(s.start_km).alias("startKm"),
-                F.lit(s.length_km).alias("lengthKm"),
-            )
-            for s in road
-        ]
-    )
+def _nearest_sections(road: tuple[RoadSection, ...]):
+    """A vectorised pandas UDF: (latitude, longitude) -> the nearest section's index, route km
+    and distance off the route, computed with numpy against every section at once.
+
+    The same arithmetic as ``roads.place``, in the same order; ties go to the later section.
+    Measured against the alternatives on this machine: a Spark ``least`` over one struct per
+    section does not compile (the generated method is too large, and Spark falls back to
+    interpreting it), and ``array_min(transform(...))`` is interpreted at about 90 µs a row.
+    """
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql.functions import pandas_udf
+
+    ax = np.array([s.start_lon * KM_PER_DEG_LON for s in road])
+    ay = np.array([s.start_lat * KM_PER_DEG_LAT for s in road])
+    dx = np.array([s.end_lon * KM_PER_DEG_LON for s in road]) - ax
+    dy = np.array([s.end_lat * KM_PER_DEG_LAT for s in road]) - ay
+    den = dx * dx + dy * dy
+    start_km = np.array([s.start_km for s in road])
+    length_km = np.array([s.length_km for s in road])
+    last = len(road) - 1
+
+    def nearest(latitude, longitude):
+        px = longitude.to_numpy(dtype=float)[:, None] * KM_PER_DEG_LON
+        py = latitude.to_numpy(dtype=float)[:, None] * KM_PER_DEG_LAT
+        t = np.clip(((px - ax) * dx + (py - ay) * dy) / den, 0.0, 1.0)
+        off = np.hypot(px - (ax + t * dx), py - (ay + t * dy))
+        best = last - np.argmin(off[:, ::-1], axis=1)  # the last of equal minima
+        rows = np.arange(len(best))
+        return pd.DataFrame({
+            "index": best.astype("int32"),
+            "routeKm": start_km[best] + t[rows, best] * length_km[best],
+            "offKm": off[rows, best],
+        })
+
+    # Real classes, not the strings `from __future__ import annotations` would leave.
+    nearest.__annotations__ = {"latitude": pd.Series, "longitude": pd.Series,
+                               "return": pd.DataFrame}
+    return pandas_udf("index int, routeKm double, offKm double")(nearest)
 
 
-def placement(location: Column, max_km: float, road: tuple[RoadSection, ...] = ()) -> Column:
-    """The nearest road section to ``location``: a struct of ``section`` (id, null when more than
-    ``max_km`` off the route), ``road``, ``name``, ``roadClass``, ``limitKmh`` and ``routeKm``.
+def with_placement(
+    frame: DataFrame, max_km: float, road: tuple[RoadSection, ...] = ()
+) -> DataFrame:
+    """``frame`` with ``place``, the nearest road section to its ``location``: a struct of
+    ``section`` (id, null when more than ``max_km`` off the route), ``road``, ``name``,
+    ``roadClass``, ``limitKmh``, ``routeKm`` and ``offKm``.
 
-    A pure expression (no join, no UDF): the distance to each of the route's sections on a local
-    plane, then the smallest. ``emr_jobs.contracts.roads.place`` is the same in Python; a test
+    ``emr_jobs.contracts.roads.place`` is the same in Python, one position at a time; a test
     holds the two to each other.
     """
     road = road or sections()
-    px = location["longitude"] * KM_PER_DEG_LON
-    py = location["latitude"] * KM_PER_DEG_LAT
-
-    def candidate(s: Column) -> Column:
-        t = F.greatest(
-            F.lit(0.0),
-            F.least(
-                F.lit(1.0),
-                ((px - s["ax"]) * s["dx"] + (py - s["ay"]) * s["dy"])
-                / (s["dx"] * s["dx"] + s["dy"] * s["dy"]),
-            ),
-        )
-        off = F.hypot(px - (s["ax"] + t * s["dx"]), py - (s["ay"] + t * s["dy"]))
-        # Ties go to the later section, as in roads.place: -index sorts it first.
-        return F.struct(
-            off.alias("offKm"),
-            (-s["index"]).alias("rank"),
-            s["index"].alias("index"),
-            (s["startKm"] + t * s["lengthKm"]).alias("routeKm"),
-        )
-
-    best = F.array_min(F.transform(_section_literals(road), candidate))
+    nearest = _nearest_sections(road)
+    placed = frame.withColumn(
+        "_best", nearest(F.col("location.latitude"), F.col("location.longitude"))
+    )
+    best = F.col("_best")
     index = best["index"] + 1  # element_at is 1-based
 
     def lookup(values: list) -> Column:
         return F.element_at(F.array(*[F.lit(v) for v in values]), index)
 
     on_route = best["offKm"] <= F.lit(max_km)
-    return F.struct(
+    place = F.struct(
         F.when(on_route, lookup([s.id for s in road])).alias("section"),
         lookup([s.road for s in road]).alias("road"),
         lookup([s.name for s in road]).alias("name"),
@@ -112,6 +124,7 @@ def placement(location: Column, max_km: float, road: tuple[RoadSection, ...] = (
         best["routeKm"].alias("routeKm"),
         best["offKm"].alias("offKm"),
     )
+    return placed.withColumn("place", place).drop("_best")
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -142,7 +155,7 @@ def valid_events(
 
 
 def _placed(events: DataFrame, settings: AlertSettings) -> DataFrame:
-    return events.withColumn("place", placement(F.col("location"), settings.section_max_km))
+    return with_placement(events, settings.section_max_km)
 
 
 # --- alert rows --------------------------------------------------------------------------------
@@ -318,7 +331,9 @@ def approaching_alerts(gps: DataFrame, emergency: DataFrame, settings: AlertSett
     """
     horizon = f"INTERVAL {duration_seconds(settings.incident_horizon)} SECONDS"
     # Stream-stream joins need an equality: route buckets of ALERT_APPROACH_KM. An incident
-    # within that distance ahead is in the vehicle's bucket or the next one.
+    # within that distance ahead of a vehicle is in the vehicle's bucket or the next one, so
+    # each incident is offered to its own bucket and the one before (incidents are few; the
+    # many GPS rows are stored once).
     bucket_km = settings.approach_km
     vehicles = gps.where(F.col("place.section").isNotNull()).select(
         F.col("deviceId"),
@@ -326,12 +341,7 @@ def approaching_alerts(gps: DataFrame, emergency: DataFrame, settings: AlertSett
         F.col("location"),
         F.col("place.section").alias("section"),
         F.col("place.routeKm").alias("vehicleKm"),
-        F.explode(
-            F.array(
-                F.floor(F.col("place.routeKm") / bucket_km),
-                F.floor(F.col("place.routeKm") / bucket_km) + 1,
-            )
-        ).alias("bucket"),
+        F.floor(F.col("place.routeKm") / bucket_km).alias("bucket"),
     ).withWatermark("seenAt", settings.watermark)
     incidents = emergency.where(
         (F.col("status") == "Active") & F.col("place.section").isNotNull()
@@ -342,7 +352,12 @@ def approaching_alerts(gps: DataFrame, emergency: DataFrame, settings: AlertSett
         F.col("description"),
         F.col("place.name").alias("incidentPlace"),
         F.col("place.routeKm").alias("incidentKm"),
-        F.floor(F.col("place.routeKm") / bucket_km).alias("incidentBucket"),
+        F.explode(
+            F.array(
+                F.floor(F.col("place.routeKm") / bucket_km) - 1,
+                F.floor(F.col("place.routeKm") / bucket_km),
+            )
+        ).alias("incidentBucket"),
         (F.col("timestamp") + F.expr(horizon)).alias("until"),
     ).withWatermark("until", settings.watermark)
     ahead = F.col("incidentKm") - F.col("vehicleKm")
@@ -408,12 +423,36 @@ def alerts_plan(
 
 # --- stopped vehicles: applyInPandasWithState ----------------------------------------------------
 
-#: A vehicle told about and silent since is forgotten this long after its alert.
-FORGET_AFTER = pd.Timedelta(hours=1)
+#: Two stopped readings further apart than this belong to two stops: the vehicle moved (or was
+#: silent) in between. Readings come every few seconds (SIM_TICK_SECONDS, 5 by default).
+STOP_GAP = timedelta(seconds=30)
+
+
+class MissingPythonPackages(RuntimeError):
+    """The job's Python lacks what the stopped-vehicle rule needs; the message says what."""
+
+
+def check_python_packages() -> None:
+    """``applyInPandasWithState`` needs pandas and pyarrow in the job's Python: say so at
+    start-up, naming the setting that turns the alert queries off, rather than fail a batch."""
+    missing = []
+    for name in ("pandas", "pyarrow"):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingPythonPackages(
+            f"the alert queries need {' and '.join(missing)} in the job's Python "
+            "(the stopped-vehicle rule runs applyInPandasWithState); install them, or set "
+            "ALERTS_ENABLED=false"
+        )
+
 
 STOPPED_STATE = T.StructType(
     [
         T.StructField("stoppedSince", T.TimestampType()),
+        T.StructField("lastSeen", T.TimestampType()),
         T.StructField("latitude", T.DoubleType()),
         T.StructField("longitude", T.DoubleType()),
         T.StructField("section", T.StringType()),
@@ -425,8 +464,6 @@ STOPPED_STATE = T.StructType(
 
 def _stopped_output() -> T.StructType:
     """The alert's fields with ``location`` as two columns (pandas returns flat columns)."""
-    from emr_jobs.transforms import spark_schema
-
     fields = []
     for f in spark_schema(ALERT).fields:
         if f.name == "location":
@@ -438,14 +475,19 @@ def _stopped_output() -> T.StructType:
 
 
 def stopped_vehicles(settings: AlertSettings):
-    """The state function: per vehicle, when it stopped on a motorway and whether it was told.
+    """The state function, per vehicle: since when it has been stopped on a motorway, and
+    whether it was told.
 
-    An alert is raised once per stop, when a reading shows the vehicle still stopped
-    ``ALERT_STOPPED_AFTER`` after it stopped, or when the watermark passes that moment with no
-    reading at all (a vehicle that stops and falls silent). Moving again ends the stop.
+    It sees only readings that show the vehicle stopped on a motorway section (the plan filters
+    the rest out before the state, so moving traffic costs nothing here). Readings more than
+    ``STOP_GAP`` apart are two stops. The alert is raised once per stop, by the first reading
+    ``ALERT_STOPPED_AFTER`` after the stop began. A stop's state is dropped once the watermark is
+    ``STOP_GAP`` past its last reading.
     """
+    import pandas as pd
+
     after = pd.Timedelta(seconds=duration_seconds(settings.stopped_after))
-    slow = settings.stopped_speed_kmh
+    gap = pd.Timedelta(STOP_GAP)
 
     def alert_row(device: str, state: dict, at: pd.Timestamp, now: pd.Timestamp) -> dict:
         since = state["stoppedSince"]
@@ -471,57 +513,47 @@ def stopped_vehicles(settings: AlertSettings):
         key: tuple, frames: Iterator[pd.DataFrame], state: GroupState
     ) -> Iterator[pd.DataFrame]:
         (device,) = key
-        now = pd.Timestamp.now(tz="UTC").tz_localize(None)
         current = _state_dict(state) if state.exists else None
         out: list[dict] = []
         if state.hasTimedOut:
-            if current and not current["alerted"]:
-                out.append(alert_row(device, current, current["stoppedSince"] + after, now))
-                current["alerted"] = True
-            else:
-                current = None  # told long ago and silent since: forget the vehicle
+            current = None  # no stopped reading for STOP_GAP: that stop is over
         else:
+            now = pd.Timestamp.now(tz="UTC").tz_localize(None)
             rows = pd.concat(list(frames)).sort_values("timestamp", kind="stable")
             for r in rows.itertuples(index=False):
-                stopped = r.speed < slow and r.roadClass == "motorway" and pd.notna(r.section)
-                if not stopped:
-                    current = None
-                    continue
-                if current is None:
+                at = pd.Timestamp(r.timestamp)
+                if current is None or at - current["lastSeen"] > gap:
                     current = {
-                        "stoppedSince": pd.Timestamp(r.timestamp), "latitude": r.latitude,
+                        "stoppedSince": at, "lastSeen": at, "latitude": r.latitude,
                         "longitude": r.longitude, "section": r.section, "name": r.name,
                         "alerted": False,
                     }
-                elif not current["alerted"] and r.timestamp - current["stoppedSince"] >= after:
-                    out.append(alert_row(device, current, r.timestamp, now))
+                    continue
+                current["lastSeen"] = max(current["lastSeen"], at)
+                if not current["alerted"] and at - current["stoppedSince"] >= after:
+                    out.append(alert_row(device, current, at, now))
                     current["alerted"] = True
         if current is None:
             state.remove()
         else:
-            deadline = current["stoppedSince"] + after
-            if current["alerted"]:
-                deadline += FORGET_AFTER
-            deadline_ms = int(deadline.tz_localize("UTC").value // 1_000_000)
-            if deadline_ms <= state.getCurrentWatermarkMs() and not current["alerted"]:
-                # A backlog: the watermark is already past the moment; raise it now.
-                out.append(alert_row(device, current, current["stoppedSince"] + after, now))
-                current["alerted"] = True
-                deadline_ms += int(FORGET_AFTER.total_seconds() * 1000)
             state.update(tuple(current[f.name] for f in STOPPED_STATE.fields))
-            if deadline_ms > state.getCurrentWatermarkMs():
-                state.setTimeoutTimestamp(deadline_ms)
-            else:
-                state.remove()
+            forget = current["lastSeen"] + gap
+            state.setTimeoutTimestamp(
+                max(int(forget.tz_localize("UTC").value // 1_000_000),
+                    state.getCurrentWatermarkMs() + 1)
+            )
         yield pd.DataFrame(out, columns=[f.name for f in _stopped_output().fields])
 
     return step
 
 
 def _state_dict(state: GroupState) -> dict:
+    import pandas as pd
+
     values = state.get
     current = {f.name: values[i] for i, f in enumerate(STOPPED_STATE.fields)}
     current["stoppedSince"] = pd.Timestamp(current["stoppedSince"])
+    current["lastSeen"] = pd.Timestamp(current["lastSeen"])
     return current
 
 
@@ -535,18 +567,21 @@ def _sha_id(rule: str, *keys: str) -> str:
 def stopped_plan(
     spark: SparkSession, kafka: KafkaSettings, job: JobSettings, settings: AlertSettings
 ) -> DataFrame:
-    gps = _placed(valid_events(spark, kafka, job, "gps"), settings).select(
+    gps = _placed(valid_events(spark, kafka, job, "gps"), settings)
+    stopped = gps.where(
+        (F.col("speed") < settings.stopped_speed_kmh)
+        & (F.col("place.roadClass") == "motorway")
+        & F.col("place.section").isNotNull()
+    ).select(
         "deviceId",
         "timestamp",
-        "speed",
         F.col("location.latitude").alias("latitude"),
         F.col("location.longitude").alias("longitude"),
         F.col("place.section").alias("section"),
         F.col("place.name").alias("name"),
-        F.col("place.roadClass").alias("roadClass"),
     )
     alerts = (
-        gps.withWatermark("timestamp", settings.watermark)
+        stopped.withWatermark("timestamp", settings.watermark)
         .groupBy("deviceId")
         .applyInPandasWithState(
             stopped_vehicles(settings),
@@ -681,6 +716,7 @@ def start_queries(
     trigger: dict[str, object],
 ) -> list:
     """Start the three queries (Kafka sinks, own checkpoints) in the ``alerts`` scheduler pool."""
+    check_python_packages()
     spark.sparkContext.setLocalProperty("spark.scheduler.pool", "alerts")
     queries = []
     try:

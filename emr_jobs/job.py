@@ -691,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_kafka(spark, kafka, [s for s in ALL_STREAMS if s in set(needed) | set(streams)])
         prepare_lake(spark, job, streams)
         progress = run(spark, kafka, job, streams, alert_settings)
-    except (KafkaUnavailable, SettingsError) as err:
+    except (KafkaUnavailable, SettingsError, derived.MissingPythonPackages) as err:
         print(f"error: {err}", file=sys.stderr)
         spark.stop()
         return 2

@@ -129,6 +129,7 @@ module "emr" {
   service_role_arn        = module.iam.emr_service_role_arn
   instance_profile_arn    = module.iam.emr_instance_profile_arn
   log_uri                 = "s3://${module.s3.logs_bucket_name}/${local.emr_log_prefix}/"
+  artifacts_bucket_name   = module.s3.artifacts_bucket_name
   lake_bucket_name        = module.s3.lake_bucket_name
   kms_key_arn             = module.s3.kms_key_arn
   tls_certificates_s3_uri = "s3://${module.s3.artifacts_bucket_name}/${var.emr.tls_certificates_key}"

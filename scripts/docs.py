@@ -5,7 +5,7 @@ The README embeds this output verbatim; a test fails when the two differ.
 
 from __future__ import annotations
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS, Field, _num
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, LAKE, Field, _num
 
 
 def _rule(f: Field) -> str:
@@ -25,7 +25,7 @@ def _rule(f: Field) -> str:
 
 def render() -> str:
     out = []
-    for stream in STREAMS:
+    for stream in ALL_STREAMS:
         c = CONTRACTS[stream]
         out.append(f"#### `{stream}` (v{c.version}) — topic `{c.default_topic}` (`{c.topic_env}`)")
         out.append("")

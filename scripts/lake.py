@@ -282,7 +282,9 @@ def maintain(
     """
     now = now or datetime.now(UTC)
     out: dict[str, dict[str, int]] = {}
-    for name in tables or LAKE.tables(ALL_STREAMS):
+    # A lake written by a job that read only some streams lacks the others' tables.
+    existing = {r[1] for r in spark.sql(f"SHOW TABLES IN {LAKE.catalog}.{job.database}").collect()}
+    for name in tables or [t for t in LAKE.tables(ALL_STREAMS) if t in existing]:
         ident = f"{job.database}.{name}"
         rewrite = spark.sql(
             f"CALL {LAKE.catalog}.system.rewrite_data_files(table => '{ident}', "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ def spark():
 
     jars = sorted((REPO_ROOT / ".cache" / "jars" / "iceberg").glob("*.jar"))
     assert jars, "the Iceberg jars are missing in .cache/jars/iceberg: run `make setup`"
+    # Python workers (pandas UDFs) run this interpreter, as the job's do (scripts/run_job.py).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("smartcity-tests")

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, Producer
 from jobrunner import run_job
 from test_pipeline_integration import _commits, _kill, _start_driver
 
-from emr_jobs.alerts import _sha_id, alert_id, placement
+from emr_jobs.alerts import _sha_id, alert_id, with_placement
 from emr_jobs.contracts import CONTRACTS, parse_timestamp
 from emr_jobs.contracts.roads import place, sections
 from emr_jobs.settings import AlertSettings, JobSettings, SettingsError
@@ -52,7 +52,7 @@ def test_the_spark_placement_is_the_python_one(spark):
         [({"latitude": a, "longitude": b},) for a, b in points],
         "location struct<latitude:double,longitude:double>",
     )
-    placed = frame.select(placement(frame.location, 1.0).alias("p")).collect()
+    placed = with_placement(frame, 1.0).select(F_col("place").alias("p")).collect()
     assert len(placed) == len(points)
     on_route = 0
     for (lat, lon), row in zip(points, placed, strict=True):
@@ -80,6 +80,12 @@ def F_lit(value):  # noqa: N802 - reads like F.lit
     from pyspark.sql import functions as F
 
     return F.lit(value)
+
+
+def F_col(name):  # noqa: N802 - reads like F.col
+    from pyspark.sql import functions as F
+
+    return F.col(name)
 
 
 @pytest.mark.parametrize(
@@ -262,6 +268,18 @@ def test_road_conditions_equal_a_batch_computation_over_the_lake(kafka_settings,
     assert all(r["speedLimit"] == limits[r["section"]] for r in streamed.values())
 
 
+def _wait_for_batch_in_flight(checkpoint, deadline: float) -> int:
+    """The id of a batch the query has started (offsets logged) and not yet committed."""
+    while time.monotonic() < deadline:
+        offsets = {int(p.name) for p in (checkpoint / "offsets").glob("[0-9]*")}
+        commits = {int(p.name) for p in (checkpoint / "commits").glob("[0-9]*")}
+        open_batches = offsets - commits
+        if open_batches and max(offsets) > 0:
+            return max(open_batches)
+        time.sleep(0.02)
+    raise AssertionError("no alerts batch was ever in flight")
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_a_sigkill_mid_stream_repeats_no_alert_id_in_the_table(kafka_settings, lake_dir, tmp_path):
@@ -281,7 +299,9 @@ def test_a_sigkill_mid_stream_repeats_no_alert_id_in_the_table(kafka_settings, l
             assert time.monotonic() < deadline, "the job committed no batch"
             time.sleep(0.5)
         produce(kafka_settings, records[half:])
-        time.sleep(3)  # the alert queries are busy with the second half now
+        # Kill while an alerts batch is in flight: its offsets are logged, its commit is not.
+        in_flight = _wait_for_batch_in_flight(lake_dir / "checkpoints" / "alerts", deadline)
+        time.sleep(0.2)
         _kill(driver)
     finally:
         _kill(driver)
@@ -291,7 +311,22 @@ def test_a_sigkill_mid_stream_repeats_no_alert_id_in_the_table(kafka_settings, l
     assert alert_keys(rows) == EXPECTED
     on_topic = topic_values(kafka_settings, "alerts")
     assert {v["id"] for v in on_topic} == {r["id"] for r in rows}
-    repeated = sum(on_topic.count(v) > 1 for v in on_topic)
-    print(f"alerts on the topic: {len(on_topic)} records, {repeated} repeated after the kill")
+    repeated = sum(n - 1 for n in Counter(v["id"] for v in on_topic).values())
+    print(f"alerts on the topic: {len(on_topic)} records, {repeated} repeats; killed in batch "
+          f"{in_flight}")
     duplicates = [d for d in lake_rows(lake_dir, "duplicates") if d["stream"] == "alerts"]
     assert len(on_topic) - len(rows) == len(duplicates)
+
+
+def test_every_alert_setting_is_in_the_readme_settings_table():
+    import inspect
+    import re
+
+    from emr_jobs.settings import REPO_ROOT
+
+    names = re.findall(r"\[([A-Z_]+)\]", inspect.getsource(AlertSettings))
+    assert len(names) == len(AlertSettings.__dataclass_fields__)
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [n for n in names if f"| `{n}` |" not in readme]
+    assert not missing, f"not in the README's alert settings table: {missing}"
+    assert AlertSettings.from_env({}) == AlertSettings()  # one set of defaults

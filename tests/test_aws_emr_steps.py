@@ -111,8 +111,11 @@ def expected_args(version: str, trigger: list[str]) -> list[str]:
         "--conf", f"spark.yarn.appMasterEnv.LAKE_URI={LAKE_URI}",
         "--conf", "spark.yarn.appMasterEnv.LAKE_CATALOG=glue",
         "--conf", f"spark.yarn.appMasterEnv.LAKE_DATABASE={GLUE_DATABASE}",
+        # Every contract's topic, the derived ones the job writes included, in stream order.
+        "--conf", "spark.yarn.appMasterEnv.ALERTS_TOPIC=alerts",
         "--conf", "spark.yarn.appMasterEnv.EMERGENCY_TOPIC=emergency_data",
         "--conf", "spark.yarn.appMasterEnv.GPS_TOPIC=gps_data",
+        "--conf", "spark.yarn.appMasterEnv.ROAD_CONDITIONS_TOPIC=road_conditions",
         "--conf", "spark.yarn.appMasterEnv.TRAFFIC_TOPIC=traffic_data",
         "--conf", "spark.yarn.appMasterEnv.VEHICLE_TOPIC=vehicle_data",
         "--conf", "spark.yarn.appMasterEnv.WEATHER_TOPIC=weather_data",
@@ -165,6 +168,24 @@ def test_the_driver_gets_settings_the_job_accepts(monkeypatch):
         LAKE_URI, "processingTime", "30 seconds", True)
     # The Glue catalog Terraform made, through EMR's own Iceberg (no jar of ours on the cluster).
     assert (job.catalog, job.database) == ("glue", GLUE_DATABASE)
+
+
+def test_the_driver_gets_the_topic_of_every_contract(aws):
+    from emr_jobs.contracts import CONTRACTS
+
+    env = job_step(aws).driver_environment()
+    assert {c.topic_env: env.get(c.topic_env) for c in CONTRACTS.values()} == {
+        c.topic_env: c.default_topic for c in CONTRACTS.values()
+    }
+
+
+def test_the_step_runs_the_python_the_bootstrap_action_gives_the_packages(aws):
+    """pandas and pyarrow (applyInPandasWithState) are in the cluster's Python 3.11 only."""
+    from scripts.artifacts import EMR_PYTHON_VERSION
+
+    args = spark_submit_args(job_step(aws))
+    for setting in ("spark.pyspark.python", "spark.pyspark.driver.python"):
+        assert f"{setting}=/usr/bin/python{EMR_PYTHON_VERSION}" in args
 
 
 def test_the_step_ships_no_iceberg_or_sqlite_jar_of_its_own(aws):

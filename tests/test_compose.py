@@ -4,23 +4,28 @@ The file must parse, name the services the README names, agree with the project'
 (ports, variable names, the contracts' topics, an Iceberg lake on s3a:// with its SQLite catalog
 on a volume of the driver), mount the jar sets `make setup` resolves, pin every image, give every
 awaited service a healthcheck, and configure Kafka's listeners consistently. The job's code must
-import on the Spark image's Python.
+import on the Spark image's Python, which local/spark/Dockerfile gives the job's packages
+(pandas, numpy, pyarrow: the pins EMR installs), and the topics service must create every
+contract's topic.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import re
+import subprocess
 import sys
-from importlib.metadata import version
+from importlib.metadata import packages_distributions, version
 from pathlib import PurePosixPath
 
 import pytest
 import yaml
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
+from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT, JobSettings
+from scripts.artifacts import PYTHON_REQUIREMENTS, canonical_name, read_pins
 from scripts.run_job import ICEBERG_JARS_DIR, S3A_JARS_DIR, SPARK_JARS_DIR
 
 LOCAL = REPO_ROOT / "local"
@@ -33,6 +38,9 @@ INTERNAL_BOOTSTRAP = "kafka:29092"
 SPARK_IMAGE_WORKDIR = "/opt/spark/work-dir"
 #: The Python of the apache/spark python3 image (Ubuntu 22.04), which runs driver and executors.
 SPARK_IMAGE_PYTHON = (3, 10)
+#: The Spark services' image: the pinned apache/spark image plus the job's Python packages.
+SPARK_DOCKERFILE = LOCAL / "spark" / "Dockerfile"
+SPARK_SERVICES = ("spark-master", "spark-worker-1", "spark-worker-2", "spark-submit")
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +104,12 @@ def readme_section(title: str) -> str:
 
 
 def readme_settings() -> set[str]:
-    """The variables of the README's settings table."""
-    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", readme_section("Settings"), re.M))
+    """The variables of the README's settings tables: "Settings" and "Alert settings"."""
+    text = README.read_text(encoding="utf-8")
+    alerts = re.search(r"^### Alert settings\n(.*?)(?=^##)", text, re.S | re.M)
+    assert alerts, "README has no '### Alert settings' section"
+    tables = readme_section("Settings") + alerts.group(1)
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", tables, re.M))
 
 
 def volume_mounts(service: dict) -> dict[str, str]:
@@ -164,11 +176,18 @@ def test_every_image_is_pinned_to_a_release_never_latest(services):
             assert_pinned(service["image"], name)
 
 
+def dockerfile_bases(dockerfile) -> list[str]:
+    return re.findall(r"^FROM\s+(\S+)", dockerfile.read_text(encoding="utf-8"), re.M)
+
+
 def test_images_match_the_versions_the_project_pins(services):
-    spark = {services[s]["image"] for s in services if s.startswith("spark")}
-    assert spark == {f"apache/spark:{version('pyspark')}-scala2.12-java17-python3-ubuntu"}, (
-        "the cluster runs the Spark that pyspark pins (3.5.6, Scala 2.12)"
-    )
+    assert {s for s in services if s.startswith("spark")} == set(SPARK_SERVICES)
+    for name in SPARK_SERVICES:
+        assert REPO_ROOT / services[name]["build"]["dockerfile"] == SPARK_DOCKERFILE, name
+    assert dockerfile_bases(SPARK_DOCKERFILE) == [
+        f"apache/spark:{version('pyspark')}-scala2.12-java17-python3-ubuntu"
+    ], "the cluster runs the Spark that pyspark pins (3.5.6, Scala 2.12)"
+    assert len({services[s]["image"] for s in SPARK_SERVICES}) == 1, "one image for all of Spark"
     broker_pom = (LOCAL / "maven" / "broker" / "pom.xml").read_text(encoding="utf-8")
     kafka_version = re.search(r"<kafka.version>([^<]+)</kafka.version>", broker_pom).group(1)
     assert services["kafka"]["image"] == f"apache/kafka:{kafka_version}"
@@ -283,13 +302,45 @@ def test_containers_use_the_internal_listener(services):
 
 
 def test_topic_variables_are_the_contracts(services):
-    wanted = {CONTRACTS[s].topic_env: CONTRACTS[s].default_topic for s in STREAMS}
+    """Every contract's topic, the derived ones (alerts, road conditions) included."""
+    wanted = {CONTRACTS[s].topic_env: CONTRACTS[s].default_topic for s in ALL_STREAMS}
+    assert {CONTRACTS[s].topic_env for s in DERIVED_STREAMS} == {
+        "ALERTS_TOPIC", "ROAD_CONDITIONS_TOPIC"}
     for name in ("topics", "spark-submit", "producer"):
         env = environment(services[name])
         assert {k: env.get(k) for k in wanted} == wanted, f"{name}: topic variables differ"
     script = (LOCAL / "compose" / "create-topics.sh").read_text(encoding="utf-8")
-    for variable in wanted:
-        assert "${" + variable in script, f"create-topics.sh does not create {variable}"
+    loop = re.search(r"^for topic in (.*?); do$", script, re.S | re.M)
+    assert loop, "create-topics.sh has no `for topic in ...; do` loop"
+    assert set(re.findall(r'"\$\{([A-Z_]+):\?\}"', loop.group(1))) == set(wanted), (
+        "create-topics.sh creates exactly the contracts' topics"
+    )
+
+
+def test_the_topics_service_creates_every_contract_s_topic(services, tmp_path):
+    """create-topics.sh run with the service's environment, a fake kafka-topics.sh recording
+    what it is asked: each topic as scripts.topics would make it, then one describe of all."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "kafka-topics.sh"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> "{calls}"\n', encoding="utf-8")
+    fake.chmod(0o755)
+    script = (LOCAL / "compose" / "create-topics.sh").read_text(encoding="utf-8")
+    assert script.count("/opt/kafka/bin/kafka-topics.sh") == 2
+    mounted = volume_mounts(services["topics"])
+    assert mounted["/opt/smartcity/create-topics.sh"] == "./compose/create-topics.sh"
+    copy = tmp_path / "create-topics.sh"
+    copy.write_text(script.replace("/opt/kafka/bin/kafka-topics.sh", str(fake)), encoding="utf-8")
+    env = {k: str(v) for k, v in environment(services["topics"]).items()}
+    result = subprocess.run(["sh", str(copy)], env={"PATH": os.environ["PATH"], **env},
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    *creates, describe = calls.read_text(encoding="utf-8").splitlines()
+    created = [c.split("--topic ")[1].split()[0] for c in creates]
+    assert sorted(created) == sorted(CONTRACTS[s].default_topic for s in ALL_STREAMS)
+    for line in creates:
+        assert "--create --if-not-exists" in line
+        assert "--partitions 3 --replication-factor 1 --config retention.ms=604800000" in line
+    assert describe.endswith("--describe --topic " + ",".join(created))
 
 
 def project_variables() -> set[str]:
@@ -533,8 +584,19 @@ PY311_ONLY = {
 }
 
 
-def py310_problems(source: str, where: str) -> list[str]:
-    """What stops a module importing on Python 3.10 in the Spark image, one line each."""
+def image_packages() -> set[str]:
+    """Import names of the distributions local/spark/Dockerfile installs (what .venv has of
+    them: the same pins), e.g. pandas, numpy, pyarrow, dateutil."""
+    pinned = {canonical_name(n) for n in read_pins()}
+    return {
+        module for module, dists in packages_distributions().items()
+        if any(canonical_name(d) in pinned for d in dists)
+    }
+
+
+def py310_problems(source: str, where: str, packages: set[str] = frozenset()) -> list[str]:
+    """What stops a module importing on Python 3.10 in the Spark image, one line each; the image
+    has the standard library, pyspark, the job itself and ``packages``."""
     try:
         tree = ast.parse(source, feature_version=SPARK_IMAGE_PYTHON)
     except SyntaxError as err:
@@ -559,7 +621,7 @@ def py310_problems(source: str, where: str) -> list[str]:
             and node.attr in PY311_ONLY.get(modules.get(node.value.id, ""), set())
         ):
             problems.append(f"{where}:{node.lineno}: {node.value.id}.{node.attr} is 3.11+")
-    available = sys.stdlib_module_names | {"__future__", "pyspark", "emr_jobs"}
+    available = sys.stdlib_module_names | {"__future__", "pyspark", "emr_jobs"} | set(packages)
     for node in tree.body:  # module level: what the driver and executors import from the zip
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
@@ -575,16 +637,46 @@ def py310_problems(source: str, where: str) -> list[str]:
 
 def test_the_job_imports_on_the_spark_images_python(services):
     """Driver and executors run the image's Python 3.10: no 3.11 syntax or standard-library
-    names, and nothing outside the standard library but pyspark (the image has nothing else)."""
-    assert services["spark-submit"]["image"].endswith("-python3-ubuntu")
+    names, and nothing outside the standard library but pyspark and the packages the image adds
+    (pandas, numpy, pyarrow and their dependencies)."""
+    assert dockerfile_bases(SPARK_DOCKERFILE)[0].endswith("-python3-ubuntu")
+    packages = image_packages()
+    assert {"pandas", "numpy", "pyarrow"} <= packages
     problems = [
         problem
         for path in sorted((REPO_ROOT / "emr_jobs").rglob("*.py"))
         for problem in py310_problems(
-            path.read_text(encoding="utf-8"), str(path.relative_to(REPO_ROOT))
+            path.read_text(encoding="utf-8"), str(path.relative_to(REPO_ROOT)), packages
         )
     ]
     assert not problems, "the compose job would not start:\n" + "\n".join(problems)
+
+
+def test_every_spark_service_runs_the_image_with_the_job_s_python_packages(services):
+    """The driver imports pandas (emr_jobs/alerts.py) and the executors' Python workers run
+    applyInPandasWithState: the master, both workers and spark-submit share one built image."""
+    builds = {name: services[name].get("build") for name in SPARK_SERVICES}
+    assert len({str(b) for b in builds.values()}) == 1 and builds["spark-submit"], builds
+    for name in SPARK_SERVICES:
+        assert services[name]["pull_policy"] == "build", f"{name}: a local build is never pulled"
+        assert services[name]["image"] == "smartcity-spark:compose"
+
+
+def test_the_spark_image_installs_the_pins_emr_installs_as_the_base_image_s_user():
+    text = SPARK_DOCKERFILE.read_text(encoding="utf-8")
+    requirements = PYTHON_REQUIREMENTS.relative_to(REPO_ROOT).as_posix()
+    (copy,) = re.findall(r"^COPY\s+(\S+)\s+(\S+)$", text, re.M)
+    assert copy[0] == requirements, "the one requirements file of EMR's bootstrap action"
+    run = " ".join(re.findall(r"^RUN\s+(.*?)(?<!\\)$", text, re.M | re.S)).replace("\\\n", " ")
+    assert re.search(rf"python3 -m pip install .*--only-binary=:all: .*-r {copy[1]}\b", run)
+    assert 'python3 -c "import numpy, pandas, pyarrow"' in run
+    # The base image's user owns the working directory, where the catalog's volume is mounted.
+    users = re.findall(r"^USER\s+(\S+)$", text, re.M)
+    assert users[-1] == "spark" and "WORKDIR" not in text and "ENTRYPOINT" not in text
+    # Only that file reaches the builder.
+    ignore = (SPARK_DOCKERFILE.parent / "Dockerfile.dockerignore").read_text(encoding="utf-8")
+    rules = [line for line in ignore.splitlines() if line and not line.startswith("#")]
+    assert rules == ["*", f"!{requirements}"]
 
 
 def test_the_python_310_check_finds_what_it_looks_for():

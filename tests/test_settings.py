@@ -78,6 +78,8 @@ def test_defaults_are_the_reference_names():
         "traffic_camera": "traffic_data",
         "weather": "weather_data",
         "emergency": "emergency_data",
+        "alerts": "alerts",
+        "road_conditions": "road_conditions",
     }
     job = JobSettings.from_env({})
     assert job.dedupe_window == "2 minutes"

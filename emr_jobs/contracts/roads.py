@@ -105,7 +105,7 @@ class Placement:
 def place(lat: float, lon: float, within: tuple[RoadSection, ...] | None = None) -> Placement:
     """The nearest section to a position, its route kilometre and how far off the route it is.
 
-    The job computes the same thing as a Spark expression (``emr_jobs.alerts.placement``); a
+    The job computes the same thing as a Spark expression (``emr_jobs.alerts.with_placement``); a
     test holds the two to each other.
     """
     best: Placement | None = None

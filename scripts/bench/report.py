@@ -158,7 +158,11 @@ def table_rows(results: dict) -> list[dict[str, Any]]:
                                  status, extra=f"{ph['rows']:,} rows"))
     al = results.get("alerts")
     if al:
-        rows.extend(alert_rows(al))
+        for per_rate in al["rates"].values():
+            rows.extend(alert_rows(per_rate))
+    d = results.get("dashboard")
+    if d:
+        rows.extend(dashboard_rows(d))
     m = results.get("memory")
     if m:
         t = TARGETS["producer_peak_rss_mb"]
@@ -206,6 +210,27 @@ def alert_rows(al: dict) -> list[dict[str, Any]]:
     rows.append(_row(f"Job CPU, lake writer + alert path, {rate}",
                      _single(on["cpu_cores"], "cores")))
     rows.append(_row("CPU the alert path costs", _single(al["alert_path_cpu_cores"], "cores")))
+    return rows
+
+
+def dashboard_rows(d: dict) -> list[dict[str, Any]]:
+    """The dashboard at 10,000 vehicles: bytes to one browser, server CPU, event to screen."""
+    fleet = f"{d['vehicles']:,} vehicles, {d['events_per_second']:,.0f} ev/s"
+    rows = [
+        _row(f"Dashboard: bytes/s to one browser, {fleet}",
+             _single(d["sse_bytes_per_second"] / 1000, "kB/s"),
+             extra=f"{d['rows_per_event']:.2f} rows per event"),
+        _row("Dashboard: server CPU", _single(d["server_cpu_percent"], "% of a core")),
+        _row("Dashboard: event → server-sent event p95",
+             _single((d["event_to_sse_ms"]["p95"] or math.inf) / 1000, "s"),
+             extra="1 s coalescing by design"),
+    ]
+    page = d.get("browser")
+    if page:
+        shown = page.get("event_to_painted_ms") or {}
+        if shown.get("p95") is not None:
+            rows.append(_row("Dashboard: event → painted in chromium p95",
+                             _single(shown["p95"] / 1000, "s")))
     return rows
 
 

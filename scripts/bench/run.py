@@ -27,7 +27,16 @@ from pathlib import Path
 from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
 from emr_jobs.kafka_options import KafkaSettings
 from emr_jobs.settings import REPO_ROOT
-from scripts.bench import alerts, fleet_rate, job_rate, latency, memory, producer_rate, report
+from scripts.bench import (
+    alerts,
+    dashboard,
+    fleet_rate,
+    job_rate,
+    latency,
+    memory,
+    producer_rate,
+    report,
+)
 from scripts.bench.stats import figure, paired_ratios
 from scripts.local_broker import EmbeddedKafka, free_port
 from scripts.topics import TopicSpec, ensure_topics
@@ -60,8 +69,9 @@ class Plan:
     latency_rates: tuple[int, ...]
     latency_seconds: float
     drain_timeout: float
-    alert_rate: int  # events/s of the alerts section (both phases)
+    alert_rates: tuple[int, ...]  # events/s of the alerts section (each: lake alone, then all)
     alert_seconds: float  # measured span of each phase
+    dashboard_seconds: float  # measured span of the dashboard's 10,000-vehicle run
 
 
 FULL = Plan("full", vehicles=(10, 1_000, 10_000), producer_events=300_000, repeats=3,
@@ -69,14 +79,14 @@ FULL = Plan("full", vehicles=(10, 1_000, 10_000), producer_events=300_000, repea
             job_repeats=1, ceiling_warmup_fraction=0.2, job_scaling_vehicles=(),
             job_scaling_events=60_000, job_caps=(100_000,), fleet_window_seconds=60,
             latency_rates=(1_000, 5_000), latency_seconds=30, drain_timeout=240,
-            alert_rate=5_000, alert_seconds=90)
+            alert_rates=(1_000, 5_000), alert_seconds=90, dashboard_seconds=60)
 QUICK = Plan("quick", vehicles=(10, 1_000, 10_000), producer_events=50_000, repeats=2,
              tutorial_events=300, memory_events=50_000, memory_repeats=1, job_events=10_000,
              job_repeats=1, ceiling_warmup_fraction=0.5, job_scaling_vehicles=(),
              job_scaling_events=0, job_caps=(), fleet_window_seconds=10,
              latency_rates=(1_000, 5_000), latency_seconds=3, drain_timeout=90,
-             alert_rate=5_000, alert_seconds=20)
-SECTIONS = ("producer", "memory", "job", "latency", "alerts")
+             alert_rates=(1_000, 5_000), alert_seconds=20, dashboard_seconds=15)
+SECTIONS = ("producer", "memory", "job", "latency", "alerts", "dashboard")
 FLEET_VEHICLES = 10_000  # the fleet whose real-time rate the job must sustain 5 times over
 
 
@@ -308,21 +318,27 @@ def latency_section(plan: Plan, bootstrap: str, work: Path, conf: dict[str, str]
 
 
 def alerts_section(plan: Plan, bootstrap: str, work: Path) -> dict:
-    """The alert path with the lake writer running: latency, freshness, CPU (on minus off)."""
-    phases = {}
-    for name, enabled in (("off", False), ("on", True)):
-        settings = topic_set(bootstrap, f"bench-alerts-{name}")
-        phases[name] = alerts.run_phase(
-            settings, work / f"lake-alerts-{name}", work / "logs" / f"alerts-{name}",
-            alerts=enabled, rate=plan.alert_rate, seconds=plan.alert_seconds, probe_every=0.25)
-        log.info("alerts %s: %.0f ev/s sent, job CPU %.2f cores", name,
-                 phases[name]["rate_sent"], phases[name]["cpu_cores"])
-    on = phases["on"]
-    log.info("event -> alert p50 %s p99 %s (%d/%d probes); road conditions freshness p99 %s",
-             on["probe_latency_s"]["p50"], on["probe_latency_s"]["p99"], on["probes_alerted"],
-             on["probes_sent"], on["road_conditions_freshness_s"]["p99"])
-    return {"phases": phases,
-            "alert_path_cpu_cores": on["cpu_cores"] - phases["off"]["cpu_cores"]}
+    """The alert path with the lake writer running, per rate: latency, freshness, and the CPU
+    it costs (the whole job minus the lake writer alone, at the same rate)."""
+    out: dict[str, dict] = {}
+    for rate in plan.alert_rates:
+        phases = {}
+        for name, enabled in (("off", False), ("on", True)):
+            settings = topic_set(bootstrap, f"bench-alerts-{rate}-{name}")
+            phases[name] = alerts.run_phase(
+                settings, work / f"lake-alerts-{rate}-{name}",
+                work / "logs" / f"alerts-{rate}-{name}", alerts=enabled, rate=rate,
+                seconds=plan.alert_seconds, probe_every=0.25)
+            log.info("alerts %s at %d ev/s: %.0f ev/s sent, job CPU %.2f cores", name, rate,
+                     phases[name]["rate_sent"], phases[name]["cpu_cores"])
+        on = phases["on"]
+        log.info("%d ev/s: event -> alert p50 %s p99 %s (%d/%d probes); road conditions "
+                 "freshness p99 %s", rate, on["probe_latency_s"]["p50"],
+                 on["probe_latency_s"]["p99"], on["probes_alerted"], on["probes_sent"],
+                 on["road_conditions_freshness_s"]["p99"])
+        out[str(rate)] = {"phases": phases,
+                          "alert_path_cpu_cores": on["cpu_cores"] - phases["off"]["cpu_cores"]}
+    return {"rates": out}
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -383,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "job": lambda: job_section(plan, broker.bootstrap_servers, work, conf),
             "latency": lambda: latency_section(plan, broker.bootstrap_servers, work, conf),
             "alerts": lambda: alerts_section(plan, broker.bootstrap_servers, work),
+            "dashboard": lambda: dashboard.measure(
+                broker.bootstrap_servers, vehicles=10_000, seconds=plan.dashboard_seconds,
+                work=work / "dashboard"),
         }
         for name in SECTIONS:
             if name not in sections:

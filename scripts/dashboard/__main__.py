@@ -48,18 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = p.add_argument_group("demo (--demo, and screenshot)")
     demo.add_argument("--demo", action="store_true",
                       help="run a broker, the topics, a real-time simulation and the job beside it")
-    demo.add_argument("--vehicles", type=int, default=None, help="simulated vehicles (200)")
+    demo.add_argument("--vehicles", type=int, default=None,
+                      help="simulated vehicles (200; screenshot: 60)")
     demo.add_argument("--speedup", type=float, default=None,
-                      help="simulated seconds per wall second (1 = real time; screenshot: 8)")
+                      help="simulated seconds per wall second (1 = real time; screenshot: 4)")
     demo.add_argument("--rewind", type=float, default=None, metavar="MINUTES",
                       help="start the simulated clock MINUTES before now; with --speedup > 1 it "
-                      "catches up with the wall clock after MINUTES / (speedup - 1) (0)")
+                      "catches up with the wall clock after MINUTES / (speedup - 1) "
+                      "(0; screenshot: 10)")
     demo.add_argument("--no-job", action="store_true",
                       help="demo without the Spark job (no alerts, road conditions or lake)")
     shot = p.add_argument_group("screenshot")
     shot.add_argument("--out", help="PNG to write (scripts/dashboard/screenshot.png)")
-    shot.add_argument("--wait", type=float, default=140.0,
-                      help="seconds of live data before the picture is taken (140)")
+    shot.add_argument("--wait", type=float, default=180.0,
+                      help="seconds of live data before the picture is taken (180)")
     return p
 
 
@@ -111,7 +113,7 @@ def serve(args: argparse.Namespace) -> int:
         else:
             kafka, job = KafkaSettings.from_env(env), JobSettings.from_env(env)
         admin = connect(kafka, timeout=settings.connect_timeout_seconds)
-    except (SettingsError, ConnectionError, BrokerError, JarsMissing) as err:
+    except (SettingsError, ConnectionError, BrokerError, JarsMissing, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         if demo is not None:
             demo.stop()
@@ -164,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # librdkafka's own log lines for a broker that went away are repeated by the health panel.
     logging.getLogger("dashboard.librdkafka").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the screenshot's polling
     args = build_parser().parse_args(argv)
     if args.command == "screenshot":
         from scripts.dashboard.screenshot import take_screenshot

@@ -9,7 +9,7 @@ import os
 import shutil
 
 MISSING = (
-    "chromium is not installed (no `chromium` on PATH and CHROMIUM_PATH unset); "
+    "chromium is not installed (no executable at CHROMIUM_PATH, or `chromium` on PATH); "
     "run `bash scripts/setup_browser.sh`"
 )
 

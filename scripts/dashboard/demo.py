@@ -7,9 +7,9 @@
 4. the producer at real-time pace (``python -m producer.cli --pace realtime``), its simulated
    clock starting now, so event time is wall time.
 
-Everything lives under ``.cache/dashboard-demo/`` (replaced on every run); the producer's and
-the job's output go to log files there. Every process is stopped when the demo stops, also on
-Ctrl-C or an error.
+Everything lives under ``.cache/dashboard-demo/run-<time>/`` (the previous run's is removed);
+the producer's and the job's output go to log files there. Every process is stopped when the
+demo stops, also on Ctrl-C or an error.
 """
 
 from __future__ import annotations
@@ -83,7 +83,10 @@ class Demo:
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> Demo:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        # A folder per run: a previous run's files may still be closing.
+        for old in self.folder.glob("run-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        self.folder = self.folder / f"run-{datetime.now(UTC):%Y%m%d-%H%M%S}"
         self.folder.mkdir(parents=True)
         try:
             self._start()

@@ -11,6 +11,7 @@ realistic MSK cluster ARN, so a test can check the exact IAM resource ARNs Terra
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import ipaddress
 import json
 import math
@@ -437,6 +438,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "endswith": lambda s, suffix: s.endswith(suffix),
     "file": lambda p: Path(p).read_text(encoding="utf-8"),
     "fileset": _fileset,
+    "filesha256": lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest(),
     "flatten": lambda lst: [
         y for x in lst for y in (FUNCTIONS["flatten"](x) if isinstance(x, list) else [x])
     ],
@@ -459,6 +461,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sort": sorted,
     "split": lambda sep, s: s.split(sep),
     "startswith": lambda s, prefix: s.startswith(prefix),
+    "substr": lambda s, offset, length: s[offset:] if length == -1 else s[offset : offset + length],
     "tolist": list,
     "tomap": dict,
     "tonumber": lambda v: float(v) if "." in str(v) else int(v),

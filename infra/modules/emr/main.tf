@@ -26,11 +26,50 @@ locals {
     },
   ]
 
+  # The job's Python packages (pandas, numpy, pyarrow; infra/scripts/emr_python_requirements.txt)
+  # for the cluster's Python 3.11, which the job runs (spark.pyspark.python). The private subnets
+  # have no internet, so `python -m scripts.artifacts upload` stages the wheels in the artifacts
+  # bucket, under a prefix named after the requirements file's hash (the same name, a test holds
+  # them equal), and a bootstrap action installs them on every node, nodes added later included.
+  # A changed requirements file is a new prefix, so a new cluster: never new wheels on old nodes.
+  python                   = "/usr/bin/python3.11" # scripts/emr_steps.py EMR_PYTHON
+  python_requirements_hash = filesha256("${path.module}/../../scripts/emr_python_requirements.txt")
+  python_packages_prefix   = "python/cp311-x86_64-${substr(local.python_requirements_hash, 0, 12)}/"
+  python_packages_s3_uri   = "s3://${var.artifacts_bucket_name}/${local.python_packages_prefix}"
+  # The script's key carries its hash too, so every node of a cluster runs the same script.
+  bootstrap_script      = "${path.module}/../../scripts/emr_python_packages.sh"
+  bootstrap_script_hash = filesha256(local.bootstrap_script)
+
   # EMR-managed security groups: EMR adds and removes their rules itself.
   security_groups = {
     master         = "EMR primary node (rules managed by EMR)"
     core           = "EMR core nodes (rules managed by EMR)"
     service_access = "EMR service access in a private subnet (rules managed by EMR)"
+  }
+}
+
+data "aws_region" "current" {}
+
+resource "aws_s3_object" "this" {
+  bucket     = var.artifacts_bucket_name
+  key        = "emr/bootstrap/${substr(local.bootstrap_script_hash, 0, 12)}/emr_python_packages.sh"
+  source     = local.bootstrap_script
+  kms_key_id = var.kms_key_arn
+
+  tags = var.tags
+}
+
+# `terraform plan` warns, without failing, while the wheel set is not uploaded yet: the bootstrap
+# action would fail and the cluster with it.
+check "python_packages_uploaded" {
+  data "aws_s3_object" "python_packages_manifest" {
+    bucket = var.artifacts_bucket_name
+    key    = "${local.python_packages_prefix}manifest.json"
+  }
+
+  assert {
+    condition     = data.aws_s3_object.python_packages_manifest.content_length > 0
+    error_message = "No wheel set at ${local.python_packages_s3_uri}: run `python -m scripts.artifacts upload` before the EMR cluster is created."
   }
 }
 
@@ -92,6 +131,12 @@ resource "aws_emr_cluster" "this" {
   termination_protection            = false
   step_concurrency_level            = var.step_concurrency_level
   ebs_root_volume_size              = 32
+
+  bootstrap_action {
+    name = "python-packages"
+    path = "s3://${aws_s3_object.this.bucket}/${aws_s3_object.this.key}"
+    args = [data.aws_region.current.region, local.python_packages_s3_uri, local.python]
+  }
 
   ec2_attributes {
     subnet_id                         = var.subnet_id

@@ -27,3 +27,13 @@ output "security_configuration_name" {
   description = "Name of the EMR security configuration (at-rest and in-transit encryption)."
   value       = aws_emr_security_configuration.this.name
 }
+
+output "python_packages_s3_uri" {
+  description = "S3 URI of the wheel set the bootstrap action installs into the cluster's Python 3.11 (upload it with `python -m scripts.artifacts upload`)."
+  value       = local.python_packages_s3_uri
+}
+
+output "bootstrap_script_s3_uri" {
+  description = "S3 URI of the bootstrap script that installs the job's Python packages on every node."
+  value       = "s3://${aws_s3_object.this.bucket}/${aws_s3_object.this.key}"
+}

@@ -40,6 +40,12 @@ variable "log_uri" {
   default     = ""
 }
 
+variable "artifacts_bucket_name" {
+  description = "Name of the artifacts bucket: the bootstrap script is uploaded there, and the wheel set it installs (python/<set>/, staged by `python -m scripts.artifacts upload`) must be there before the cluster is created."
+  type        = string
+  default     = ""
+}
+
 variable "lake_bucket_name" {
   description = "Name of the lake bucket: the Iceberg warehouse of the `lake` catalog is s3://<bucket>/tables."
   type        = string
@@ -47,7 +53,7 @@ variable "lake_bucket_name" {
 }
 
 variable "kms_key_arn" {
-  description = "ARN of the KMS key for EMRFS SSE-KMS, local disks, EBS volumes and log files."
+  description = "ARN of the KMS key for EMRFS SSE-KMS, local disks, EBS volumes, log files and the bootstrap script."
   type        = string
   default     = ""
 }
@@ -59,15 +65,25 @@ variable "tls_certificates_s3_uri" {
 }
 
 variable "master_instance_type" {
-  description = "Instance type of the primary node, for example \"m5.xlarge\"."
+  description = "Instance type of the primary node, for example \"m5.xlarge\": x86_64 only (m5, m6i, r5, c5, ...), the platform of the job's Python wheels; no Graviton (m6g, r7g, ...)."
   type        = string
   default     = "m5.xlarge"
+
+  validation {
+    condition     = !can(regex("^([a-z]+[0-9]+[a-z-]*g[a-z-]*|a1)\\.", var.master_instance_type))
+    error_message = "The bootstrap action installs x86_64 wheels (infra/scripts/emr_python_requirements.txt); a Graviton (arm64) instance type would fail it."
+  }
 }
 
 variable "core_instance_type" {
-  description = "Instance type of the core nodes, for example \"m5.xlarge\"."
+  description = "Instance type of the core nodes, for example \"m5.xlarge\": x86_64 only (m5, m6i, r5, c5, ...), the platform of the job's Python wheels; no Graviton (m6g, r7g, ...)."
   type        = string
   default     = "m5.xlarge"
+
+  validation {
+    condition     = !can(regex("^([a-z]+[0-9]+[a-z-]*g[a-z-]*|a1)\\.", var.core_instance_type))
+    error_message = "The bootstrap action installs x86_64 wheels (infra/scripts/emr_python_requirements.txt); a Graviton (arm64) instance type would fail it."
+  }
 }
 
 variable "core_instance_count" {

@@ -87,6 +87,22 @@
     }
     map.fitBounds(base.bounds, { padding: [20, 20] });
     L.control.scale({ imperial: false, position: "bottomright" }).addTo(map);
+    const views = L.control({ position: "topright" });
+    views.onAdd = () => {
+      const div = L.DomUtil.create("div", "leaflet-bar views");
+      div.innerHTML = '<a href="#" data-view="route" title="the whole route">route</a>' +
+        '<a href="#" data-view="fleet" title="every vehicle on the map">fleet</a>';
+      L.DomEvent.disableClickPropagation(div);
+      div.addEventListener("click", (e) => {
+        const view = e.target.dataset.view;
+        if (!view) return;
+        e.preventDefault();
+        if (view === "route") map.fitBounds(base.bounds, { padding: [20, 20] });
+        else fitFleet();
+      });
+      return div;
+    };
+    views.addTo(map);
     const select = $("section-select");
     for (const s of base.sections) {
       const o = document.createElement("option");
@@ -95,6 +111,12 @@
     }
     select.addEventListener("change", () => drawCharts());
   }
+
+  function fitFleet() {
+    const points = [...dash.markers.values()].map((m) => m.layer.getLatLng());
+    if (points.length) dash.map.fitBounds(L.latLngBounds(points), { padding: [40, 40], maxZoom: 14 });
+  }
+  dash.fitFleet = fitFleet;
 
   function vehiclePopup(id) {
     const m = dash.markers.get(id);
