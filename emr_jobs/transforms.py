@@ -40,7 +40,7 @@ _SPARK_TYPES: dict[str, T.DataType] = {
     ),
 }
 
-_JSON_OPTIONS = {
+JSON_OPTIONS = {
     "mode": "PERMISSIVE",
     "columnNameOfCorruptRecord": CORRUPT,
     "timestampFormat": "yyyy-MM-dd'T'HH:mm:ss[.SSSSSS][.SSS][XXX]",
@@ -73,7 +73,7 @@ def parse_events(kafka_rows: DataFrame, contract: Contract) -> DataFrame:
     """
     raw = F.col("value").cast("string")
     parsed = F.struct(
-        F.from_json(raw, _parse_schema(contract), _JSON_OPTIONS).alias("event"),
+        F.from_json(raw, _parse_schema(contract), JSON_OPTIONS).alias("event"),
         # Top-level keys as text: tells "missing" from "present with the wrong type".
         F.from_json(raw, T.MapType(T.StringType(), T.StringType())).alias("rawFields"),
     )

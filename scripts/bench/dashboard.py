@@ -212,6 +212,7 @@ def measure(
     import psutil
 
     work = Path(work or tempfile.mkdtemp(prefix="bench-dashboard-"))
+    work.mkdir(parents=True, exist_ok=True)
     prefix = f"bench-dashboard-{uuid.uuid4().hex[:8]}"
     kafka = KafkaSettings(bootstrap_servers=bootstrap,
                           topics={s: f"{prefix}-{CONTRACTS[s].default_topic}" for s in ALL_STREAMS})
