@@ -549,6 +549,22 @@ def build_session(job: JobSettings) -> SparkSession:
     return builder.getOrCreate()
 
 
+#: Spark warns, with a stack trace, each time it plans the alert join, that the join condition's
+#: distance and reporter terms (which the optimizer moves into it) are not time bounds. It uses
+#: the time bounds for state clean-up, as intended; the warning is not news to an operator.
+JOIN_HELPER_LOGGER = "org.apache.spark.sql.catalyst.analysis.StreamingJoinHelper"
+
+
+def quiet_join_helper(spark: SparkSession) -> None:
+    """Raise that one logger to ERROR in every run mode (local/spark/log4j2.properties covers
+    local runs; EMR and compose have their own log4j files)."""
+    jvm = spark.sparkContext._jvm
+    with contextlib.suppress(Exception):  # another logging backend: keep the warning
+        jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(
+            JOIN_HELPER_LOGGER, jvm.org.apache.logging.log4j.Level.ERROR
+        )
+
+
 def prepare_lake(spark: SparkSession, job: JobSettings, streams: Sequence[str]) -> None:
     """Open the catalog and create or evolve the tables before the first batch."""
     parsed = urlparse(job.lake_uri)
@@ -685,6 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     spark = build_session(job)
     spark.sparkContext.setLogLevel("WARN")
+    quiet_join_helper(spark)
     started = time.monotonic()
     try:
         needed = ALL_STREAMS if alert_settings.enabled else streams

@@ -79,13 +79,13 @@ FULL = Plan("full", vehicles=(10, 1_000, 10_000), producer_events=300_000, repea
             job_repeats=1, ceiling_warmup_fraction=0.2, job_scaling_vehicles=(),
             job_scaling_events=60_000, job_caps=(100_000,), fleet_window_seconds=60,
             latency_rates=(1_000, 5_000), latency_seconds=30, drain_timeout=240,
-            alert_rates=(1_000, 5_000), alert_seconds=90, dashboard_seconds=60)
+            alert_rates=(500, 5_000), alert_seconds=90, dashboard_seconds=60)
 QUICK = Plan("quick", vehicles=(10, 1_000, 10_000), producer_events=50_000, repeats=2,
              tutorial_events=300, memory_events=50_000, memory_repeats=1, job_events=10_000,
              job_repeats=1, ceiling_warmup_fraction=0.5, job_scaling_vehicles=(),
              job_scaling_events=0, job_caps=(), fleet_window_seconds=10,
              latency_rates=(1_000, 5_000), latency_seconds=3, drain_timeout=90,
-             alert_rates=(1_000, 5_000), alert_seconds=20, dashboard_seconds=15)
+             alert_rates=(500, 5_000), alert_seconds=30, dashboard_seconds=15)
 SECTIONS = ("producer", "memory", "job", "latency", "alerts", "dashboard")
 FLEET_VEHICLES = 10_000  # the fleet whose real-time rate the job must sustain 5 times over
 
