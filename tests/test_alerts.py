@@ -19,6 +19,7 @@ import pytest
 from alert_scenario import EXPECTED, Record, scenario
 from confluent_kafka import Consumer, Producer
 from jobrunner import run_job
+from pyspark.sql import functions as F
 from test_pipeline_integration import _commits, _kill, _start_driver
 
 from emr_jobs.alerts import _sha_id, alert_id, with_placement
@@ -52,7 +53,7 @@ def test_the_spark_placement_is_the_python_one(spark):
         [({"latitude": a, "longitude": b},) for a, b in points],
         "location struct<latitude:double,longitude:double>",
     )
-    placed = with_placement(frame, 1.0).select(F_col("place").alias("p")).collect()
+    placed = with_placement(frame, 1.0).select(F.col("place").alias("p")).collect()
     assert len(placed) == len(points)
     on_route = 0
     for (lat, lon), row in zip(points, placed, strict=True):
@@ -70,22 +71,10 @@ def test_the_spark_placement_is_the_python_one(spark):
 
 def test_alert_ids_are_deterministic_and_the_same_in_spark_and_python(spark):
     row = spark.range(1).select(
-        alert_id("stopped_vehicle", *[F_lit(x) for x in ("vehicle-1", "2026-01-05T08:00:00")])
+        alert_id("stopped_vehicle", *[F.lit(x) for x in ("vehicle-1", "2026-01-05T08:00:00")])
     ).first()[0]
     assert row == _sha_id("stopped_vehicle", "vehicle-1", "2026-01-05T08:00:00")
     assert len(row) == 32 and row != _sha_id("stopped_vehicle", "vehicle-2", "2026-01-05T08:00:00")
-
-
-def F_lit(value):  # noqa: N802 - reads like F.lit
-    from pyspark.sql import functions as F
-
-    return F.lit(value)
-
-
-def F_col(name):  # noqa: N802 - reads like F.col
-    from pyspark.sql import functions as F
-
-    return F.col(name)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,6 @@ fails: CI installs it with ``scripts/setup_browser.sh``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import time
@@ -51,10 +50,6 @@ VEHICLES = 30
 JOB_ALERT_S = 240
 #: From the alert record on the alerts topic to the feed in the browser: the dashboard's part.
 DASHBOARD_ALERT_MS = 5_000
-
-
-def job_has_alert_path() -> bool:
-    return importlib.util.find_spec("emr_jobs.alerts") is not None
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +121,9 @@ def stack(chromium, kafka_broker, tmp_path_factory):
     ensure_topics(kafka, TopicSpec(partitions=3))
     s = Stack(kafka, folder)
     try:
-        if job_has_alert_path():
-            # The job first: Spark takes the longest to start.
-            s.spawn("job", spark_submit_command(["--lake-uri", s.lake_uri]),
-                    s.env(JOB_TRIGGER_INTERVAL="5 seconds"))
+        # The job first: Spark takes the longest to start.
+        s.spawn("job", spark_submit_command(["--lake-uri", s.lake_uri]),
+                s.env(JOB_TRIGGER_INTERVAL="5 seconds"))
         s.dashboard = DashboardProcess(
             free_port(), env=s.env(DASHBOARD_HEALTH_SECONDS="1", DASHBOARD_LAKE_SECONDS="5"),
             log=folder / "dashboard.log",
@@ -227,9 +221,6 @@ def test_a_seeded_incidents_alert_appears_in_the_feed(stack, page, tmp_path):
     # Straight from the emergency topic: the incident on the map.
     page.wait_for_selector(f'[data-incident="{incident_id}"]', state="attached",
                            timeout=15_000)
-    if not job_has_alert_path():
-        pytest.xfail("the job's alert path (emr_jobs/alerts.py) does not exist yet: the seeded "
-                     "incident reached the map, but nothing turns it into an alert")
     item = page.locator(f'#alerts li[data-incident-id="{incident_id}"][data-rule="incident"]')
     deadline = stack.seeded_at + JOB_ALERT_S
     while item.count() == 0:
