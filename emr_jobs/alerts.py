@@ -34,10 +34,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
-from emr_jobs.contracts import CONTRACTS, LATITUDE_RANGE, LONGITUDE_RANGE
-from emr_jobs.contracts.roads import KM_PER_DEG_LAT, KM_PER_DEG_LON, RoadSection, sections
-from emr_jobs.kafka_options import KafkaSettings, spark_kafka_options
-from emr_jobs.settings import AlertSettings, JobSettings, duration_seconds
+from emr_jobs.core.contracts import CONTRACTS, LATITUDE_RANGE, LONGITUDE_RANGE
+from emr_jobs.core.contracts.roads import KM_PER_DEG_LAT, KM_PER_DEG_LON, RoadSection, sections
+from emr_jobs.core.kafka import KafkaSettings, spark_kafka_options
+from emr_jobs.core.settings import duration_seconds
+from emr_jobs.settings import AlertSettings, JobSettings
 from emr_jobs.transforms import JSON_OPTIONS, spark_schema
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def with_placement(
     ``section`` (id, null when more than ``max_km`` off the route), ``road``, ``name``,
     ``roadClass``, ``limitKmh``, ``routeKm`` and ``offKm``.
 
-    ``emr_jobs.contracts.roads.place`` is the same in Python, one position at a time; a test
+    ``emr_jobs.core.contracts.roads.place`` is the same in Python, one position at a time; a test
     holds the two to each other.
     """
     road = road or sections()

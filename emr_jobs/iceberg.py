@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 
-from emr_jobs.contracts import CONTRACTS, GLUE_TYPES, LAKE, Contract
-from emr_jobs.settings import JobSettings, SettingsError
+from emr_jobs.core.contracts import CONTRACTS, GLUE_TYPES, LAKE, Contract
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import JobSettings
 from emr_jobs.transforms import spark_type
 
 log = logging.getLogger("emr_jobs.iceberg")

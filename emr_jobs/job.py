@@ -36,7 +36,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 
 from emr_jobs import alerts as derived
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, LAKE, Contract
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, LAKE, Contract
+from emr_jobs.core.kafka import KafkaSettings, spark_kafka_options
+from emr_jobs.core.settings import SettingsError, duration_seconds
 from emr_jobs.iceberg import (
     CommitLog,
     check_catalog,
@@ -44,8 +46,7 @@ from emr_jobs.iceberg import (
     spark_catalog_conf,
     table_specs,
 )
-from emr_jobs.kafka_options import KafkaSettings, spark_kafka_options
-from emr_jobs.settings import AlertSettings, JobSettings, SettingsError, duration_seconds
+from emr_jobs.settings import AlertSettings, JobSettings
 from emr_jobs.transforms import (
     EventTimeBounds,
     flag_duplicates,

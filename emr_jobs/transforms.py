@@ -5,7 +5,7 @@ micro-batch inside ``foreachBatch``; tests apply them to small batch DataFrames.
                                           │                                   └─► duplicates
                                           └─ to_quarantine_rows ──────► <stream>_quarantine
 
-Every rule comes from the stream's contract (``emr_jobs.contracts``), and each reason is
+Every rule comes from the stream's contract (``emr_jobs.core.contracts``), and each reason is
 worded exactly as ``Contract.violations`` words it; a test holds the two to each other. The
 event-time bounds (``EventTimeBounds``) are the job's own rules on top of the contract.
 """
@@ -20,7 +20,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from emr_jobs.contracts import LAKE, LATITUDE_RANGE, LONGITUDE_RANGE, Contract, Field, _num
+from emr_jobs.core.contracts import LAKE, LATITUDE_RANGE, LONGITUDE_RANGE, Contract, Field, _num
 
 CORRUPT = "_corrupt_record"
 

@@ -11,14 +11,14 @@ locals {
   })
 
   # Streams and topics come from the contracts the producer and the job use.
-  contracts_dir = "${path.module}/../emr_jobs/contracts"
+  contracts_dir = "${path.module}/../emr_jobs/core/contracts"
   streams       = sort([for f in fileset(local.contracts_dir, "*.json") : trimsuffix(f, ".json") if !startswith(f, "_")])
   contracts     = { for s in local.streams : s => jsondecode(file("${local.contracts_dir}/${s}.json")) }
   topics        = { for s, c in local.contracts : s => c.default_topic }
   # Who writes each topic: "producer" (the five sensor streams) or "job" (what the job derives).
   topic_writers = { for s, c in local.contracts : s => c.produced_by }
 
-  # Read by emr_jobs/kafka_options.py in the producer, the topics command, the job and the forwarder.
+  # Read by emr_jobs/core/kafka.py in the producer, the topics command, the job and the forwarder.
   kafka_connection = {
     KAFKA_BOOTSTRAP_SERVERS = module.msk.cluster_bootstrap_brokers_sasl_iam
     KAFKA_AUTH_MODE         = "msk-iam"

@@ -49,7 +49,7 @@ output "emr_cluster_id" {
 }
 
 output "emr_job_environment" {
-  description = "Environment the EMR step passes to the job (read by emr_jobs/settings.py and emr_jobs/kafka_options.py)."
+  description = "Environment the EMR step passes to the job (read by emr_jobs/settings.py and emr_jobs/core/kafka.py)."
   value = merge(local.kafka_environment, {
     LAKE_URI            = "s3://${module.s3.lake_bucket_name}"
     LAKE_CATALOG        = "glue"

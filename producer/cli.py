@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import NoReturn
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
-from emr_jobs.kafka_options import KafkaSettings, msk_iam_token_callback
-from emr_jobs.settings import SettingsError
+from emr_jobs.core.contracts import CONTRACTS, STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.settings import SettingsError
+from producer.kafka_config import msk_iam_token_callback
 from producer.kafka_producer import DeliveryReport, ProducerError, send_events
 from producer.settings import ProducerSettings
 

@@ -21,8 +21,9 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
-from emr_jobs.kafka_options import KafkaSettings, TokenCallback, producer_config
+from emr_jobs.core.contracts import CONTRACTS, STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from producer.kafka_config import TokenCallback, producer_config
 
 log = logging.getLogger("producer")
 

@@ -1,6 +1,6 @@
 """The road route the fleet drives: London (Marble Arch) to Birmingham (Victoria Square).
 
-The route is data (``emr_jobs/contracts/_route.json``, shared with the job's road sections):
+The route is data (``emr_jobs/core/contracts/_route.json``, shared with the job's road sections):
 real waypoints along the A40, M40, M42 and A41, each naming the road and road class of the
 segment that starts at it, plus the traffic cameras, each placed at a waypoint. Everything a
 vehicle needs per tick (cumulative distances, per-segment heading, degrees per metre, speed
@@ -17,7 +17,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from emr_jobs.contracts.roads import haversine_m, route_document
+from emr_jobs.core.contracts.roads import haversine_m, route_document
 
 
 def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -7,8 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from emr_jobs.contracts import parse_timestamp
-from emr_jobs.settings import SettingsError, check_choice, check_range, env_float, env_int, env_str
+from emr_jobs.core.contracts import parse_timestamp
+from emr_jobs.core.settings import (
+    SettingsError,
+    check_choice,
+    check_range,
+    env_float,
+    env_int,
+    env_str,
+)
 
 PACES = ("max", "realtime")
 DEFAULT_START = "2026-01-05T08:00:00Z"

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
+from emr_jobs.core.contracts import CONTRACTS, STREAMS
 from producer.incidents import Incident, draw_incident, next_gap_ms, resolved_description
 from producer.route import Route, load_data, load_route
 from producer.weather import WeatherField

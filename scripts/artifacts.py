@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 
 JOB_PACKAGE = REPO_ROOT / "emr_jobs"
 ENTRY_SCRIPT = JOB_PACKAGE / "job.py"

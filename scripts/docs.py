@@ -5,7 +5,7 @@ The README embeds this output verbatim; a test fails when the two differ.
 
 from __future__ import annotations
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, LAKE, Field, _num
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, LAKE, Field, _num
 
 
 def _rule(f: Field) -> str:

@@ -38,8 +38,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emr_jobs.kafka_options import KafkaSettings, default_topics
-from emr_jobs.settings import JobSettings, SettingsError
+from emr_jobs.core.kafka import KafkaSettings, default_topics
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import JobSettings
 from scripts.artifacts import ArtifactsError, read_manifest
 from scripts.terraform_outputs import INFRA_DIR, OutputsError, aws_region, terraform_output
 
@@ -97,7 +98,7 @@ class JobStep:
 
     def driver_environment(self) -> dict[str, str]:
         """Settings without a job flag, for the driver (``spark.yarn.appMasterEnv.*``)."""
-        from emr_jobs.contracts import CONTRACTS
+        from emr_jobs.core.contracts import CONTRACTS
 
         env = {"AWS_REGION": self.region, "JOB_PUBLISH_METRICS": "true",
                # The lake's three settings travel together: JobSettings checks them as a set.

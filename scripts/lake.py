@@ -24,8 +24,10 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 
-from emr_jobs.contracts import ALL_STREAMS, LAKE
-from emr_jobs.settings import REPO_ROOT, JobSettings, SettingsError
+from emr_jobs.core.contracts import ALL_STREAMS, LAKE
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import JobSettings
 
 log = logging.getLogger("scripts.lake")
 

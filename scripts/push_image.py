@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 from scripts.artifacts import project_version
 from scripts.terraform_outputs import OutputsError, terraform_output
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 
 SPARK_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "spark"
 S3A_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "s3a"

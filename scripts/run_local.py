@@ -24,9 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from emr_jobs.contracts import DERIVED_STREAMS, STREAMS
-from emr_jobs.kafka_options import KafkaSettings, default_topics
-from emr_jobs.settings import REPO_ROOT, JobSettings
+from emr_jobs.core.contracts import DERIVED_STREAMS, STREAMS
+from emr_jobs.core.kafka import KafkaSettings, default_topics
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.settings import JobSettings
 from scripts.lake import alert_report, example_query, lake_counts
 from scripts.local_broker import BrokerError, EmbeddedKafka, free_port
 from scripts.run_job import job_environment, spark_submit_command

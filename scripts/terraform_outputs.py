@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 
 INFRA_DIR = REPO_ROOT / "infra"
 

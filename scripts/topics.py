@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from emr_jobs.contracts import ALL_STREAMS
-from emr_jobs.kafka_options import KafkaSettings, TokenCallback, admin_config
-from emr_jobs.settings import SettingsError, env_int
+from emr_jobs.core.contracts import ALL_STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.settings import SettingsError, env_int
+from producer.kafka_config import TokenCallback, admin_config
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from emr_jobs.contracts import CONTRACTS, format_timestamp
+from emr_jobs.core.contracts import CONTRACTS, format_timestamp
 from producer.route import load_route
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

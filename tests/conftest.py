@@ -21,8 +21,8 @@ def spark():
     batch DataFrames). Tests that need a lake take ``iceberg`` for a catalog of their own."""
     from pyspark.sql import SparkSession
 
+    from emr_jobs.core.paths import REPO_ROOT
     from emr_jobs.iceberg import EXTENSIONS
-    from emr_jobs.settings import REPO_ROOT
 
     jars = sorted((REPO_ROOT / ".cache" / "jars" / "iceberg").glob("*.jar"))
     assert jars, "the Iceberg jars are missing in .cache/jars/iceberg: run `make setup`"
@@ -87,8 +87,8 @@ def topic_prefix(request) -> str:
 
 @pytest.fixture
 def kafka_settings(kafka_broker, topic_prefix):
-    from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
-    from emr_jobs.kafka_options import KafkaSettings
+    from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS
+    from emr_jobs.core.kafka import KafkaSettings
     from scripts.topics import TopicSpec, ensure_topics
 
     settings = KafkaSettings(

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import types as T  # noqa: E402
 
-from emr_jobs.contracts import ALL_STREAMS, LAKE  # noqa: E402
+from emr_jobs.core.contracts import ALL_STREAMS, LAKE  # noqa: E402
 from emr_jobs.iceberg import (  # noqa: E402
     CommitLog,
     check_catalog,

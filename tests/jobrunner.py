@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 
 
 def job_env(kafka_settings, **extra: str) -> dict[str, str]:
@@ -15,7 +15,7 @@ def job_env(kafka_settings, **extra: str) -> dict[str, str]:
     (``ALERTS_ENABLED="true"``): the lake's own tests stay about the lake, and each job run
     costs half as much. tests/test_alerts.py runs the whole job.
     """
-    from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
+    from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS
     from scripts.run_job import job_environment
 
     env = job_environment()

@@ -25,9 +25,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from moto import mock_aws
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, format_timestamp
-from emr_jobs.kafka_options import KafkaSettings, producer_config
-from emr_jobs.settings import REPO_ROOT, SettingsError
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, format_timestamp
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.core.settings import SettingsError
+from producer.kafka_config import producer_config
 from scripts.alerts import LEDGER_KEY, LEDGER_TTL_ATTRIBUTE, ForwarderSettings
 from scripts.alerts.forwarder import Stop, forward
 from scripts.alerts.ledger import ClaimState, DynamoLedger, LedgerError, SqliteLedger

@@ -23,9 +23,10 @@ from pyspark.sql import functions as F
 from test_pipeline_integration import _commits, _kill, _start_driver
 
 from emr_jobs.alerts import _sha_id, alert_id, with_placement
-from emr_jobs.contracts import CONTRACTS, parse_timestamp
-from emr_jobs.contracts.roads import place, sections
-from emr_jobs.settings import AlertSettings, JobSettings, SettingsError
+from emr_jobs.core.contracts import CONTRACTS, parse_timestamp
+from emr_jobs.core.contracts.roads import place, sections
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import AlertSettings, JobSettings
 from producer.kafka_producer import send_events
 from producer.route import load_route
 from producer.simulator import SimulationOptions, simulate
@@ -313,7 +314,7 @@ def test_every_alert_setting_is_in_the_readme_settings_table():
     import inspect
     import re
 
-    from emr_jobs.settings import REPO_ROOT
+    from emr_jobs.core.paths import REPO_ROOT
 
     names = re.findall(r"\[([A-Z_]+)\]", inspect.getsource(AlertSettings))
     assert len(names) == len(AlertSettings.__dataclass_fields__)

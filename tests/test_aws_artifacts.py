@@ -17,8 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from emr_jobs.contracts import CONTRACTS
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import CONTRACTS
+from emr_jobs.core.paths import REPO_ROOT
 from scripts import artifacts
 from scripts.artifacts import (
     ArtifactsError,
@@ -115,7 +115,7 @@ def test_the_zip_holds_the_job_and_its_contracts_and_nothing_else():
         if p.suffix in (".py", ".json") and "__pycache__" not in p.parts
     )
     assert names == expected
-    assert "emr_jobs/job.py" in names and "emr_jobs/contracts/_lake.json" in names
+    assert "emr_jobs/job.py" in names and "emr_jobs/core/contracts/_lake.json" in names
     assert {n.split("/")[0] for n in names} == {"emr_jobs"}  # no producer, no scripts
 
 
@@ -129,7 +129,7 @@ def test_the_job_imports_from_the_zip_alone(tmp_path):
     bundle = tmp_path / "emr_jobs.zip"
     bundle.write_bytes(job_zip())
     code = (
-        "import emr_jobs, emr_jobs.job, emr_jobs.contracts as c;"
+        "import emr_jobs, emr_jobs.job, emr_jobs.core.contracts as c;"
         "print(emr_jobs.__file__); print(sorted(c.CONTRACTS)); print(c.LAKE.consumer_group_prefix)"
     )
     result = subprocess.run(

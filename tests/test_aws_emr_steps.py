@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from emr_jobs.settings import SettingsError
+from emr_jobs.core.settings import SettingsError
 from scripts import emr_steps
 from scripts.artifacts import build, find_jars, upload
 from scripts.emr_steps import (
@@ -171,7 +171,7 @@ def test_the_driver_gets_settings_the_job_accepts(monkeypatch):
 
 
 def test_the_driver_gets_the_topic_of_every_contract(aws):
-    from emr_jobs.contracts import CONTRACTS
+    from emr_jobs.core.contracts import CONTRACTS
 
     env = job_step(aws).driver_environment()
     assert {c.topic_env: env.get(c.topic_env) for c in CONTRACTS.values()} == {

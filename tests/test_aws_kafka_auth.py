@@ -19,16 +19,16 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from moto import mock_aws
 
-from emr_jobs.contracts import LAKE
-from emr_jobs.kafka_options import (
-    KafkaSettings,
+from emr_jobs.core.contracts import LAKE
+from emr_jobs.core.kafka import KafkaSettings, spark_kafka_options
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.core.settings import SettingsError
+from producer.kafka_config import (
     admin_config,
     msk_iam_token_callback,
     producer_config,
-    spark_kafka_options,
     unsecured_jwt_callback,
 )
-from emr_jobs.settings import REPO_ROOT, SettingsError
 
 MSK_BROKERS = (
     "b-1.smartcity.abc123.c2.kafka.eu-west-2.amazonaws.com:9098,"

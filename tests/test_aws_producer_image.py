@@ -22,7 +22,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 from scripts import push_image
 from scripts.artifacts import project_version
 from scripts.push_image import ImageError, Repository
@@ -243,8 +243,8 @@ def test_the_build_context_is_the_code_the_image_installs_and_nothing_else(docke
     context = build_context(REPO_ROOT, DOCKERIGNORE)
     tops = {p.split("/")[0] for p in context}
     assert tops <= {"pyproject.toml", "README.md", "emr_jobs", "producer", "scripts"}
-    assert {"pyproject.toml", "README.md", "producer/cli.py", "emr_jobs/contracts/vehicle.json",
-            "scripts/topics.py", "scripts/__init__.py"} <= context
+    assert {"pyproject.toml", "README.md", "producer/cli.py", "scripts/topics.py",
+            "emr_jobs/core/contracts/vehicle.json", "scripts/__init__.py"} <= context
     assert not [p for p in context if "__pycache__" in p or p.endswith(".pyc")]
     assert "producer/Dockerfile" not in context
     # Package data the producer needs at run time is in the context.

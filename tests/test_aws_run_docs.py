@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 
 OPERATOR_SCRIPTS = ("artifacts", "emr_steps", "push_image", "terraform_outputs")
 

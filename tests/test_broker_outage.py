@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, STREAMS
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
 from scripts.local_broker import EmbeddedKafka, free_port
 from scripts.topics import TopicSpec, ensure_topics
 

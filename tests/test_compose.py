@@ -22,9 +22,10 @@ from pathlib import PurePosixPath
 import pytest
 import yaml
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import REPO_ROOT, JobSettings
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.settings import JobSettings
 from scripts.artifacts import PYTHON_REQUIREMENTS, canonical_name, read_pins
 from scripts.run_job import ICEBERG_JARS_DIR, S3A_JARS_DIR, SPARK_JARS_DIR
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.core.paths import REPO_ROOT
 
 CAMEL = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 
@@ -157,7 +157,7 @@ def test_spark_validation_gives_the_python_validators_reasons(
 
 
 def test_glue_type_map_covers_every_contract_type():
-    from emr_jobs.contracts import FIELD_TYPES, GLUE_TYPES
+    from emr_jobs.core.contracts import FIELD_TYPES, GLUE_TYPES
 
     assert set(GLUE_TYPES) == {*FIELD_TYPES, "binary"}  # binary: quarantine's exact bytes
     used = {f.type for c in CONTRACTS.values() for f in c.fields} | {

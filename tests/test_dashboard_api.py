@@ -25,9 +25,11 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from emr_jobs.contracts import CONTRACTS, LAKE
-from emr_jobs.contracts.roads import sections
-from emr_jobs.settings import REPO_ROOT, JobSettings, SettingsError
+from emr_jobs.core.contracts import CONTRACTS, LAKE
+from emr_jobs.core.contracts.roads import sections
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import JobSettings
 from scripts.dashboard.app import FrontEndMissing, check_front_end, create_app
 from scripts.dashboard.health import behind, read_checkpoint
 from scripts.dashboard.positions import VehiclePositions

@@ -30,10 +30,10 @@ import httpx
 import orjson
 import pytest
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, format_timestamp
-from emr_jobs.contracts.roads import sections
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, format_timestamp
+from emr_jobs.core.contracts.roads import sections
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
 from scripts.dashboard.browser import MISSING, chromium_path, launch, wait_for
 from scripts.dashboard.demo import producer_command, stop_process
 from scripts.dashboard.launch import DashboardProcess

@@ -33,8 +33,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from emr_jobs.contracts import ALL_STREAMS, LAKE
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import ALL_STREAMS, LAKE
+from emr_jobs.core.paths import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import pytest
 from pyspark.sql import functions as F
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS, Field
+from emr_jobs.core.contracts import CONTRACTS, LAKE, STREAMS, Field
 from emr_jobs.iceberg import CommitLog, LakeSchemaError, data_spec, ensure_tables, table_specs
 from emr_jobs.transforms import parse_events, to_lake_rows, validate, with_ingest_time
 from producer.simulator import SimulationOptions, simulate

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 from scripts.local_broker import BrokerError, EmbeddedKafka, cluster_id, free_port, port_open
 
 

@@ -21,8 +21,9 @@ from collections import Counter
 
 import pytest
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
-from emr_jobs.kafka_options import KafkaSettings, producer_config, unsecured_jwt_callback
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS
+from emr_jobs.core.kafka import KafkaSettings
+from producer.kafka_config import producer_config, unsecured_jwt_callback
 from producer.kafka_producer import ProducerError, send_events
 from producer.simulator import SimulationOptions, simulate
 from scripts.topics import TopicSpec, ensure_topics

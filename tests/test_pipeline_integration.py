@@ -20,9 +20,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from jobrunner import job_env, run_job
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.core.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.core.paths import REPO_ROOT
 from emr_jobs.job import CRASH_AFTER_COMMITS_ENV
-from emr_jobs.settings import REPO_ROOT, JobSettings
+from emr_jobs.settings import JobSettings
 from producer.kafka_producer import send_events
 from producer.simulator import SimulationOptions, simulate
 from producer.wire import to_json_bytes

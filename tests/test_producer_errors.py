@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import CONTRACTS, STREAMS
+from emr_jobs.core.paths import REPO_ROOT
 from producer.cli import FLAG_ENV, build_parser
 from scripts.local_broker import free_port
 

@@ -15,9 +15,9 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, STREAMS
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
 from producer.kafka_producer import ProducerError, send_events
 from producer.simulator import SimulationOptions, simulate
 

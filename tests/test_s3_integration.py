@@ -21,8 +21,9 @@ import pytest
 from confluent_kafka import Producer
 from jobrunner import job_env
 
-from emr_jobs.contracts import CONTRACTS, LAKE, STREAMS
-from emr_jobs.settings import REPO_ROOT, JobSettings
+from emr_jobs.core.contracts import CONTRACTS, LAKE, STREAMS
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.settings import JobSettings
 from producer.kafka_producer import send_events
 from producer.simulator import SimulationOptions, simulate
 from scripts import lake

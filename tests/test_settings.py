@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from emr_jobs.kafka_options import KafkaSettings, producer_config, spark_kafka_options
-from emr_jobs.settings import JobSettings, SettingsError
+from emr_jobs.core.kafka import KafkaSettings, spark_kafka_options
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import JobSettings
+from producer.kafka_config import producer_config
 from producer.settings import ProducerSettings
 
 
@@ -111,7 +113,7 @@ def test_producer_config_is_idempotent_acks_all_compressed_and_batched():
 
 
 def test_spark_options_keep_the_consumer_group_prefix_the_iam_policy_names():
-    from emr_jobs.contracts import LAKE
+    from emr_jobs.core.contracts import LAKE
 
     options = spark_kafka_options(KafkaSettings(bootstrap_servers="b-1:9092"))
     assert options["groupIdPrefix"] == LAKE.consumer_group_prefix

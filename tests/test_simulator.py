@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from emr_jobs.contracts import CONTRACTS, STREAMS, format_timestamp, parse_timestamp
-from emr_jobs.contracts.roads import haversine_m
+from emr_jobs.core.contracts import CONTRACTS, STREAMS, format_timestamp, parse_timestamp
+from emr_jobs.core.contracts.roads import haversine_m
 from producer.route import load_route
 from producer.simulator import MAX_VEHICLES, Event, Simulation, SimulationOptions, simulate
 from producer.weather import WeatherField

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from emr_jobs.contracts import CONTRACTS, LAKE
+from emr_jobs.core.contracts import CONTRACTS, LAKE
 from emr_jobs.transforms import (
     EventTimeBounds,
     flag_duplicates,

@@ -12,8 +12,8 @@ import logging
 import sys
 from typing import NoReturn
 
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import SettingsError
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.settings import SettingsError
 
 log = logging.getLogger("alerts")
 

@@ -22,8 +22,9 @@ from typing import Any, TextIO
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from emr_jobs.contracts import CONTRACTS, parse_timestamp
-from emr_jobs.kafka_options import KafkaSettings, TokenCallback, admin_config
+from emr_jobs.core.contracts import CONTRACTS, parse_timestamp
+from emr_jobs.core.kafka import KafkaSettings
+from producer.kafka_config import TokenCallback, admin_config
 from producer.kafka_producer import RepeatFilter, unreachable_reason
 from scripts.alerts.ledger import ClaimState, Ledger, LedgerError, open_ledger
 from scripts.alerts.notifiers import Alert, Notifier, NotifyError, build_notifiers

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from emr_jobs.settings import REPO_ROOT, SettingsError, check_range, env_float, env_int, env_str
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.core.settings import SettingsError, check_range, env_float, env_int, env_str
 
 DEFAULT_GROUP = "smartcity-alert-forwarder"
 DEFAULT_LEDGER_PATH = REPO_ROOT / ".cache" / "alerts" / "ledger.db"

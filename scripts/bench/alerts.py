@@ -36,10 +36,11 @@ from pathlib import Path
 from confluent_kafka import Consumer
 
 from emr_jobs.alerts import QUERIES
-from emr_jobs.contracts import format_timestamp, parse_timestamp
-from emr_jobs.contracts.roads import sections
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import AlertSettings, duration_seconds
+from emr_jobs.core.contracts import format_timestamp, parse_timestamp
+from emr_jobs.core.contracts.roads import sections
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.settings import duration_seconds
+from emr_jobs.settings import AlertSettings
 from producer.kafka_producer import send_events
 from producer.simulator import Event
 from scripts.bench.job_rate import JobProcess, checkpoint_batches

@@ -81,8 +81,8 @@ def one_pass(spark, job, sources: dict[str, Path], batch_id: int) -> dict[str, f
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from emr_jobs.contracts import CONTRACTS, LAKE
-    from emr_jobs.settings import duration_seconds
+    from emr_jobs.core.contracts import CONTRACTS, LAKE
+    from emr_jobs.core.settings import duration_seconds
     from emr_jobs.transforms import (
         EventTimeBounds,
         parse_events,
@@ -126,7 +126,7 @@ def one_pass(spark, job, sources: dict[str, Path], batch_id: int) -> dict[str, f
 
 
 def _sources(folder: Path) -> dict[str, Path]:
-    from emr_jobs.contracts import STREAMS
+    from emr_jobs.core.contracts import STREAMS
 
     paths = {s: folder / f"{s}.jsonl" for s in STREAMS}
     return {s: p for s, p in paths.items() if p.exists() and p.stat().st_size}

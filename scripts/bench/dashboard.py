@@ -34,9 +34,10 @@ from pathlib import Path
 import httpx
 import orjson
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, format_timestamp
-from emr_jobs.contracts.roads import sections
-from emr_jobs.kafka_options import KafkaSettings, producer_config
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, format_timestamp
+from emr_jobs.core.contracts.roads import sections
+from emr_jobs.core.kafka import KafkaSettings
+from producer.kafka_config import producer_config
 from scripts.bench.stats import percentile
 from scripts.dashboard.launch import DashboardProcess
 from scripts.local_broker import EmbeddedKafka, free_port

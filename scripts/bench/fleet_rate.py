@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
-from emr_jobs.contracts import STREAMS
+from emr_jobs.core.contracts import STREAMS
 from producer.simulator import DEPARTURE_WINDOW_S, SimulationOptions, simulate
 
 

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import psutil
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, LAKE, STREAMS
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import REPO_ROOT, JobSettings
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, LAKE, STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.settings import JobSettings
 from producer.kafka_producer import send_events
 from producer.simulator import Event
 from producer.wire import to_json_bytes

@@ -27,9 +27,10 @@ from urllib.parse import unquote, urlparse
 
 import pyarrow.parquet as pq
 
-from emr_jobs.contracts import LAKE, STREAMS
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import JobSettings, duration_seconds
+from emr_jobs.core.contracts import LAKE, STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.settings import duration_seconds
+from emr_jobs.settings import JobSettings
 from producer.kafka_producer import send_events
 from producer.simulator import Event
 from scripts.bench.job_rate import (

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import psutil
 
-from emr_jobs.contracts import CONTRACTS, STREAMS
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import CONTRACTS, STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
 
 MARKER = "BENCH_PEAK_RSS "
 # JVM thread names (Linux keeps the first 15 characters) -> what the thread does.

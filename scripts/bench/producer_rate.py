@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from emr_jobs.kafka_options import KafkaSettings
+from emr_jobs.core.kafka import KafkaSettings
 from producer.kafka_producer import send_events
 from producer.simulator import Event, SimulationOptions, simulate
 from producer.wire import to_json_bytes

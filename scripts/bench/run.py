@@ -24,9 +24,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
 from scripts.bench import (
     alerts,
     dashboard,

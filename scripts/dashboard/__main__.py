@@ -20,8 +20,9 @@ import socket
 import sys
 from collections.abc import Sequence
 
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import JobSettings, SettingsError
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import JobSettings
 from scripts.dashboard.settings import DashboardSettings
 
 log = logging.getLogger("dashboard")

@@ -41,7 +41,8 @@ from fastapi.responses import FileResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from fastapi.staticfiles import StaticFiles
 
-from emr_jobs.settings import JobSettings, SettingsError
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import JobSettings
 from scripts.dashboard import history
 from scripts.dashboard.basemap import basemap
 from scripts.dashboard.settings import DashboardSettings

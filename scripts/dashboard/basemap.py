@@ -1,15 +1,15 @@
 """The map's base layer, drawn from the project's own route data (no tile server needed).
 
-The route polyline is the road sections (``emr_jobs.contracts.roads.sections()``), so each
+The route polyline is the road sections (``emr_jobs.core.contracts.roads.sections()``), so each
 section can be coloured by its conditions; the towns and waypoints and the cameras come from
-``route_document()`` (``emr_jobs/contracts/_route.json``), the file the simulator drives.
+``route_document()`` (``emr_jobs/core/contracts/_route.json``), the file the simulator drives.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from emr_jobs.contracts.roads import route_document, sections
+from emr_jobs.core.contracts.roads import route_document, sections
 
 #: A waypoint gets a permanent label when it is at least this far along from the last one.
 LABEL_EVERY_KM = 18.0

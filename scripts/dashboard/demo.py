@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from emr_jobs.kafka_options import KafkaSettings, default_topics
-from emr_jobs.settings import REPO_ROOT, JobSettings
+from emr_jobs.core.kafka import KafkaSettings, default_topics
+from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.settings import JobSettings
 from scripts.local_broker import EmbeddedKafka, free_port
 from scripts.run_job import job_environment, spark_submit_command
 from scripts.topics import TopicSpec, ensure_topics

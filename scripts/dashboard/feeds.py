@@ -7,7 +7,7 @@ what happens from the moment it starts, and two dashboards never split the parti
 them. A topic that does not exist yet is picked up once it does.
 
 Authentication comes from the project's one builder of Kafka client options
-(``emr_jobs.kafka_options``), so the dashboard reads MSK with IAM like every other client.
+(``emr_jobs.core.kafka``), so the dashboard reads MSK with IAM like every other client.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from emr_jobs.kafka_options import KafkaSettings, TokenCallback, admin_config
+from emr_jobs.core.kafka import KafkaSettings
+from producer.kafka_config import TokenCallback, admin_config
 from scripts.dashboard.state import LiveState
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,10 @@ from urllib.parse import unquote, urlparse
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from emr_jobs.contracts import ALL_STREAMS, LAKE, STREAMS
-from emr_jobs.kafka_options import KafkaSettings
-from emr_jobs.settings import JobSettings, SettingsError
+from emr_jobs.core.contracts import ALL_STREAMS, LAKE, STREAMS
+from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.settings import SettingsError
+from emr_jobs.settings import JobSettings
 
 log = logging.getLogger(__name__)
 

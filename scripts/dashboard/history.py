@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from emr_jobs.contracts import LAKE
+from emr_jobs.core.contracts import LAKE
 from emr_jobs.settings import JobSettings
 from scripts.lake import catalog, read_table
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from emr_jobs.settings import REPO_ROOT
+from emr_jobs.core.paths import REPO_ROOT
 
 
 class DashboardProcess:

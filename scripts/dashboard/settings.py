@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from emr_jobs.settings import SettingsError, check_range, env_float, env_int, env_str
+from emr_jobs.core.settings import SettingsError, check_range, env_float, env_int, env_str
 
 LOOPBACK = "127.0.0.1"
 _HOST = re.compile(r"^[A-Za-z0-9.:%-]{1,253}$")

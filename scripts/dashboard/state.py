@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from emr_jobs.contracts import CONTRACTS
-from emr_jobs.contracts.roads import RoadSection, place, sections
+from emr_jobs.core.contracts import CONTRACTS
+from emr_jobs.core.contracts.roads import RoadSection, place, sections
 from scripts.dashboard.positions import Reading, VehiclePositions
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import re
 
 import pytest
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS, LAKE
-from emr_jobs.kafka_options import KafkaSettings
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS, LAKE
+from emr_jobs.core.kafka import KafkaSettings
 from scripts.alerts import LEDGER_KEY, LEDGER_TTL_ATTRIBUTE
 
 #: The stream the forwarder reads: the contract whose topic variable is ALERTS_TOPIC.

@@ -14,8 +14,8 @@ import tomllib
 
 import pytest
 
-from emr_jobs.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS, LAKE, STREAMS
-from emr_jobs.kafka_options import KafkaSettings, default_topics, spark_kafka_options
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS, LAKE, STREAMS
+from emr_jobs.core.kafka import KafkaSettings, default_topics, spark_kafka_options
 from emr_jobs.settings import JobSettings
 
 #: Spark version of each EMR release this project has been pinned to (EMR release notes).

@@ -6,7 +6,7 @@ locals {
   # the same settings the job sets at start-up for LAKE_CATALOG=glue (emr_jobs/iceberg.py
   # spark_catalog_conf; a test holds them equal), so spark-sql and pyspark on the cluster see the
   # same tables. Nothing Iceberg is shipped with the job.
-  lake          = jsondecode(file("${path.module}/../../../emr_jobs/contracts/_lake.json"))
+  lake          = jsondecode(file("${path.module}/../../../emr_jobs/core/contracts/_lake.json"))
   spark_catalog = "spark.sql.catalog.${local.lake.iceberg.catalog}"
   configurations = [
     {

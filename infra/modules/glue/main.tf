@@ -1,6 +1,6 @@
 locals {
   # Columns and table names come from the contracts the code uses, never typed here again.
-  contracts_dir = "${path.module}/../../../emr_jobs/contracts"
+  contracts_dir = "${path.module}/../../../emr_jobs/core/contracts"
   contracts     = { for s in var.streams : s => jsondecode(file("${local.contracts_dir}/${s}.json")) }
   lake          = jsondecode(file("${local.contracts_dir}/_lake.json"))
 

@@ -4,7 +4,7 @@ output "database_name" {
 }
 
 output "table_names" {
-  description = "Every Iceberg table: <stream>, <stream>_quarantine and duplicates (LAKE.tables in emr_jobs/contracts)."
+  description = "Every Iceberg table: <stream>, <stream>_quarantine and duplicates (LAKE.tables in emr_jobs/core/contracts)."
   value       = sort(keys(local.tables)) # known at plan time: modules/iam builds ARNs from it
 }
 

@@ -11,7 +11,7 @@ variable "tags" {
 }
 
 variable "streams" {
-  description = "Streams to catalogue; each needs emr_jobs/contracts/<stream>.json. Each gets an Iceberg table <stream> and <stream>_quarantine at s3://<lake bucket>/tables/<table>; one duplicates table serves all."
+  description = "Streams to catalogue; each needs emr_jobs/core/contracts/<stream>.json. Each gets an Iceberg table <stream> and <stream>_quarantine at s3://<lake bucket>/tables/<table>; one duplicates table serves all."
   type        = list(string)
   default     = []
 }

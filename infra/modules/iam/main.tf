@@ -4,7 +4,7 @@ data "aws_caller_identity" "current" {}
 
 locals {
   # Consumer-group prefix, lake layout and metric namespace are shared with the job.
-  lake = jsondecode(file("${path.module}/../../../emr_jobs/contracts/_lake.json"))
+  lake = jsondecode(file("${path.module}/../../../emr_jobs/core/contracts/_lake.json"))
 
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.region

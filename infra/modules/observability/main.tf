@@ -2,8 +2,8 @@ data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 
 locals {
-  # Namespace, metric and dimension of the lag metric the job publishes: emr_jobs/contracts/_lake.json.
-  metrics = jsondecode(file("${path.module}/../../../emr_jobs/contracts/_lake.json")).metrics
+  # Namespace, metric and dimension of the lag metric the job publishes: emr_jobs/core/contracts/_lake.json.
+  metrics = jsondecode(file("${path.module}/../../../emr_jobs/core/contracts/_lake.json")).metrics
   # The job reads every topic in one query, so it publishes one lag, with this dimension value
   # (emr_jobs/job.py publish_lag_metric; a moto test holds the two equal).
   lag_dimension_value = "all"
