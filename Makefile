@@ -1,7 +1,7 @@
 # The verbs people type. Each target is a line or two that calls project code.
 PY := .venv/bin/python
 
-.PHONY: setup run test test-fast lint bench lake-maintain dashboard forward-alerts broker-start broker-stop topics compose-up compose-down clean
+.PHONY: setup run test test-fast check-structure lint bench lake-maintain dashboard forward-alerts broker-start broker-stop topics compose-up compose-down clean
 
 setup:            ## create .venv and resolve the JVM jars (cached, idempotent)
 	@bash scripts/setup.sh
@@ -9,14 +9,19 @@ setup:            ## create .venv and resolve the JVM jars (cached, idempotent)
 run: setup        ## the whole pipeline on the embedded broker, then a summary
 	@$(PY) -m scripts.run_local
 
-test: setup       ## the whole suite (unit, integration, infra)
+test: setup check-structure  ## the dependency rules, the types, then the whole suite (unit, integration, infra)
 	@$(PY) -m pytest
+
+check-structure: setup  ## import-linter (the five dependency rules) and mypy
+	@.venv/bin/lint-imports
+	@.venv/bin/mypy
 
 test-fast: setup  ## unit tests only
 	@$(PY) -m pytest -m "not integration"
 
-lint: setup
+lint: setup       ## ruff: lint and format check
 	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
 
 broker-start: setup  ## a background broker on 127.0.0.1:9092 (for running the parts by hand)
 	@$(PY) -m scripts.local_broker start

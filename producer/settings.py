@@ -1,83 +1,112 @@
-"""Producer settings: the simulation options and the pace, read from the environment."""
+"""The producer's settings: what to simulate, at what pace, and how long to wait for Kafka.
+
+The simulation's defaults and limits are the simulator's own (``SimulationOptions``): a value
+is checked once, by the simulator, and a wrong one is reported with the variable (or flag)
+that set it.
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
 from datetime import UTC, datetime
+from typing import Literal, Self
 
-from emr_jobs.core.contracts import parse_timestamp
-from emr_jobs.core.settings import (
-    SettingsError,
-    check_choice,
-    check_range,
-    env_float,
-    env_int,
-    env_str,
+from pydantic import field_validator, model_validator
+
+from emr_jobs.core.settings import Settings, setting
+from producer.simulator import MAX_VEHICLES, SimulationOptions
+
+_SIM = SimulationOptions()
+#: The settings that are simulation options, by their ``SimulationOptions`` name.
+SIMULATION_FIELDS = (
+    "vehicles",
+    "seed",
+    "start_time",
+    "tick_seconds",
+    "max_events",
+    "late_fraction",
+    "duplicate_fraction",
 )
 
-PACES = ("max", "realtime")
-DEFAULT_START = "2026-01-05T08:00:00Z"
+
+def utc_if_naive(text: str) -> str:
+    """A ``--start-time`` without an offset is UTC (the variable must carry one)."""
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return text  # the settings reject it, naming the flag
+    return text if parsed.tzinfo else parsed.replace(tzinfo=UTC).isoformat()
 
 
-@dataclass(frozen=True)
-class ProducerSettings:
-    vehicles: int = 5  # [SIM_VEHICLES] 1..10000
-    seed: int = 42  # [SIM_SEED]
-    start_time: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)  # [SIM_START_TIME] ISO-8601
-    tick_seconds: float = 5.0  # [SIM_TICK_SECONDS]
-    pace: str = "max"  # [SIM_PACE] max | realtime
-    speedup: float = 1.0  # [SIM_SPEEDUP] realtime only: simulated seconds per wall second
-    max_events: int | None = None  # [SIM_MAX_EVENTS] unset: until every vehicle arrives
-    late_fraction: float = 0.0  # [SIM_LATE_FRACTION] 0..1
-    duplicate_fraction: float = 0.0  # [SIM_DUPLICATE_FRACTION] 0..1
-    flush_timeout_seconds: float = 30.0  # [PRODUCER_FLUSH_TIMEOUT_SECONDS]
-    connect_timeout_seconds: float = 5.0  # [PRODUCER_CONNECT_TIMEOUT_SECONDS]
-    #: [PRODUCER_DELIVERY_TIMEOUT_SECONDS] how long an event may wait for the broker's
-    #: acknowledgement, retries included (librdkafka ``message.timeout.ms``); then it fails.
-    delivery_timeout_seconds: float = 30.0
+class ProducerSettings(Settings):
+    vehicles: int = setting(
+        "SIM_VEHICLES", _SIM.vehicles, f"vehicles in the fleet, 1..{MAX_VEHICLES}",
+        flag="--vehicles",
+    )
+    seed: int = setting("SIM_SEED", _SIM.seed, "same seed, same events", flag="--seed")
+    start_time: datetime = setting(
+        "SIM_START_TIME", _SIM.start_time, "simulated start, ISO-8601 (flag: UTC if no offset)",
+        flag="--start-time", flag_type=utc_if_naive,
+    )
+    tick_seconds: float = setting(
+        "SIM_TICK_SECONDS", _SIM.tick_seconds, "simulated seconds between a vehicle's readings"
+    )
+    pace: Literal["max", "realtime"] = setting("SIM_PACE", "max", "max | realtime", flag="--pace")
+    speedup: float = setting(
+        "SIM_SPEEDUP", 1.0, "realtime: simulated seconds per wall second", flag="--speedup",
+        ge=1e-3,
+    )
+    max_events: int | None = setting(
+        "SIM_MAX_EVENTS", _SIM.max_events, "stop after N events (unset: when all arrive)",
+        flag="--max-events", ge=1,
+    )
+    late_fraction: float = setting(
+        "SIM_LATE_FRACTION", _SIM.late_fraction, "share of events sent late, 0..1",
+        flag="--late-fraction",
+    )
+    duplicate_fraction: float = setting(
+        "SIM_DUPLICATE_FRACTION", _SIM.duplicate_fraction, "share of events sent twice, 0..1",
+        flag="--duplicate-fraction",
+    )
+    flush_timeout_seconds: float = setting(
+        "PRODUCER_FLUSH_TIMEOUT_SECONDS", 30.0, "how long the final flush may take", ge=0
+    )
+    connect_timeout_seconds: float = setting(
+        "PRODUCER_CONNECT_TIMEOUT_SECONDS", 5.0, "give up on an unreachable broker after this",
+        ge=0.5,
+    )
+    delivery_timeout_seconds: float = setting(
+        "PRODUCER_DELIVERY_TIMEOUT_SECONDS", 30.0,
+        "seconds an event may wait for the broker's acknowledgement, retries included, before "
+        "it counts as failed (librdkafka message.timeout.ms)",
+        flag="--delivery-timeout", ge=1.0,
+    )
+    aws_profile: str = setting(
+        "AWS_PROFILE", "", "msk-iam: sign with this profile", flag="--aws-profile"
+    )
+    role_arn: str = setting(
+        "MSK_IAM_ROLE_ARN", "", "msk-iam: sign as this assumed role", flag="--role-arn"
+    )
 
-    def __post_init__(self) -> None:
-        check_range("SIM_VEHICLES", self.vehicles, 1, 10_000)
-        check_choice("SIM_PACE", self.pace, PACES)
-        check_range("SIM_SPEEDUP", self.speedup, 1e-3, None)
-        check_range("SIM_TICK_SECONDS", self.tick_seconds, 0.1, 3600)
-        if self.max_events is not None:
-            check_range("SIM_MAX_EVENTS", self.max_events, 1, None)
-        check_range("SIM_LATE_FRACTION", self.late_fraction, 0.0, 1.0)
-        check_range("SIM_DUPLICATE_FRACTION", self.duplicate_fraction, 0.0, 1.0)
-        check_range("PRODUCER_DELIVERY_TIMEOUT_SECONDS", self.delivery_timeout_seconds, 1.0, None)
-        if self.start_time.tzinfo is None:
-            raise SettingsError(
-                "SIM_START_TIME must include a UTC offset, e.g. 2026-01-05T08:00:00Z"
-            )
-
+    @field_validator("start_time")
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ProducerSettings:
-        env = os.environ if env is None else env
-        start_text = env_str(env, "SIM_START_TIME", DEFAULT_START)
-        start = parse_timestamp(
-            start_text.replace("Z", "+00:00") if start_text.endswith("Z") else start_text
-        )
-        if start is None:
-            raise SettingsError(
-                "SIM_START_TIME must be ISO-8601 with an offset, "
-                f"e.g. {DEFAULT_START}; got {start_text!r}"
-            )
-        return cls(
-            vehicles=env_int(env, "SIM_VEHICLES", 5),
-            seed=env_int(env, "SIM_SEED", 42),
-            start_time=start,
-            tick_seconds=env_float(env, "SIM_TICK_SECONDS", 5.0),
-            pace=env_str(env, "SIM_PACE", "max"),
-            speedup=env_float(env, "SIM_SPEEDUP", 1.0),
-            max_events=env_int(env, "SIM_MAX_EVENTS", None),
-            late_fraction=env_float(env, "SIM_LATE_FRACTION", 0.0),
-            duplicate_fraction=env_float(env, "SIM_DUPLICATE_FRACTION", 0.0),
-            flush_timeout_seconds=env_float(env, "PRODUCER_FLUSH_TIMEOUT_SECONDS", 30.0, minimum=0),
-            connect_timeout_seconds=env_float(
-                env, "PRODUCER_CONNECT_TIMEOUT_SECONDS", 5.0, minimum=0.5
-            ),
-            delivery_timeout_seconds=env_float(env, "PRODUCER_DELIVERY_TIMEOUT_SECONDS", 30.0),
-        )
+    def _has_offset(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("must include a UTC offset, e.g. 2026-01-05T08:00:00Z")
+        return value
+
+    @model_validator(mode="after")
+    def _simulation_is_valid(self) -> Self:
+        try:
+            self.simulation_options()
+        except ValueError as err:
+            # The simulator names its option; the user set the variable.
+            message = str(err)
+            for name in SIMULATION_FIELDS:
+                env = type(self).model_fields[name].json_schema_extra["env"]  # type: ignore[index]
+                message = re.sub(rf"^{name}\b", str(env), message)
+            raise ValueError(message) from None
+        return self
+
+    def simulation_options(self) -> SimulationOptions:
+        return SimulationOptions(**{name: getattr(self, name) for name in SIMULATION_FIELDS})

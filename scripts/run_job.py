@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.core.settings import Settings
 
 SPARK_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "spark"
 S3A_JARS_DIR = REPO_ROOT / ".cache" / "jars" / "s3a"
@@ -74,8 +75,12 @@ def spark_submit_command(
     return [*command, str(JOB_SCRIPT), *job_args]
 
 
-def job_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
+def job_environment(*settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The job's environment: ``env`` (default: this process's), then each of ``settings``
+    rendered over it (``Settings.to_env``), and the Python path of this checkout."""
     merged = dict(os.environ if env is None else env)
+    for each in settings:
+        merged.update(each.to_env())
     merged["PYTHONPATH"] = os.pathsep.join(
         p for p in [str(REPO_ROOT), merged.get("PYTHONPATH", "")] if p
     )

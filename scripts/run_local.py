@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from emr_jobs.core.contracts import DERIVED_STREAMS, STREAMS
-from emr_jobs.core.kafka import KafkaSettings, default_topics
+from emr_jobs.core.kafka import KafkaSettings
 from emr_jobs.core.paths import REPO_ROOT
 from emr_jobs.settings import JobSettings
 from scripts.lake import alert_report, example_query, lake_counts
@@ -109,12 +109,11 @@ def _run(args: argparse.Namespace, lake_uri: str, started: float) -> int:
     with broker:
         # The topic variables (VEHICLE_TOPIC, ...) reach the producer and the job through the
         # environment, so the topics are created, and counted, under the same names.
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topics=default_topics())
+        # The embedded broker is PLAINTEXT.
+        kafka = KafkaSettings.from_env(bootstrap_servers=broker.bootstrap_servers, auth_mode="none")
         ensure_topics(kafka, TopicSpec(partitions=3))
         log.info("broker %s ready, topics created", broker.bootstrap_servers)
-        env = job_environment()
-        env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
-        env["KAFKA_AUTH_MODE"] = "none"  # the embedded broker is PLAINTEXT
+        env = job_environment(kafka)
         report_file = RUN_DIR / "producer-report.json"
         producer = subprocess.run(
             [

@@ -12,31 +12,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from emr_jobs.core.contracts import ALL_STREAMS
 from emr_jobs.core.kafka import KafkaSettings
-from emr_jobs.core.settings import SettingsError, env_int
+from emr_jobs.core.settings import Settings, SettingsError, setting
 from producer.kafka_config import TokenCallback, admin_config
 
 
-@dataclass(frozen=True)
-class TopicSpec:
-    partitions: int = 3  # [TOPIC_PARTITIONS]
-    replication_factor: int = 1  # [TOPIC_REPLICATION_FACTOR]; 3 on MSK
-    retention_hours: int = 168  # [TOPIC_RETENTION_HOURS]
+class TopicSpec(Settings):
+    """How the topics are created."""
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> TopicSpec:
-        return cls(
-            partitions=env_int(env, "TOPIC_PARTITIONS", 3, minimum=1, maximum=1000),
-            replication_factor=env_int(env, "TOPIC_REPLICATION_FACTOR", 1, minimum=1, maximum=5),
-            retention_hours=env_int(env, "TOPIC_RETENTION_HOURS", 168, minimum=1),
-        )
+    partitions: int = setting(
+        "TOPIC_PARTITIONS", 3, "partitions per topic", flag="--partitions", ge=1, le=1000
+    )
+    replication_factor: int = setting(
+        "TOPIC_REPLICATION_FACTOR", 1, "copies of each partition; 3 on MSK",
+        flag="--replication-factor", ge=1, le=5,
+    )
+    retention_hours: int = setting(
+        "TOPIC_RETENTION_HOURS", 168, "how long records stay", flag="--retention-hours", ge=1
+    )
 
 
 def connect(
@@ -102,27 +100,15 @@ def describe(settings: KafkaSettings, admin: AdminClient | None = None) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
     parser = argparse.ArgumentParser(
         prog="python -m scripts.topics", description=__doc__.split("\n")[0]
     )
     parser.add_argument("command", choices=["create", "describe"])
-    parser.add_argument("--partitions", type=int, help="partitions per topic [TOPIC_PARTITIONS=3]")
-    parser.add_argument("--replication-factor", type=int, help="[TOPIC_REPLICATION_FACTOR=1]")
-    parser.add_argument("--retention-hours", type=int, help="[TOPIC_RETENTION_HOURS=168]")
+    TopicSpec.add_flags(parser)
     args = parser.parse_args(argv)
     try:
         settings = KafkaSettings.from_env()
-        env = dict(os.environ)
-        for flag, name in (
-            ("partitions", "TOPIC_PARTITIONS"),
-            ("replication_factor", "TOPIC_REPLICATION_FACTOR"),
-            ("retention_hours", "TOPIC_RETENTION_HOURS"),
-        ):
-            if getattr(args, flag) is not None:
-                env[name] = str(getattr(args, flag))
-        spec = TopicSpec.from_env(env)
+        spec = TopicSpec.from_args(args)
         if args.command == "create":
             for topic, state in ensure_topics(settings, spec).items():
                 print(f"{topic:<20} {state}")

@@ -15,16 +15,10 @@ def job_env(kafka_settings, **extra: str) -> dict[str, str]:
     (``ALERTS_ENABLED="true"``): the lake's own tests stay about the lake, and each job run
     costs half as much. tests/test_alerts.py runs the whole job.
     """
-    from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS
+    from emr_jobs.settings import AlertSettings
     from scripts.run_job import job_environment
 
-    env = job_environment()
-    env["KAFKA_BOOTSTRAP_SERVERS"] = kafka_settings.bootstrap_servers
-    env["ALERTS_ENABLED"] = "false"
-    for s in ALL_STREAMS:
-        env[CONTRACTS[s].topic_env] = kafka_settings.topic(s)
-    env.update(extra)
-    return env
+    return {**job_environment(kafka_settings, AlertSettings(enabled=False)), **extra}
 
 
 def run_job(kafka_settings, lake: Path, *args: str, timeout: float = 420, **env: str):

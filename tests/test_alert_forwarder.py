@@ -274,6 +274,55 @@ def test_a_webhook_url_with_a_secret_is_not_echoed_when_wrong():
     assert "secret" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "hxxps://hooks.example.com/T000/B000/XXXXsecretXXXX?token=tok3n",
+        "ftp://user:pa55word@hooks.example.com/T000/B000/XXXXsecretXXXX?token=tok3n",
+        "https:///T000/B000/XXXXsecretXXXX?token=tok3n",  # no host
+        "https://[hooks.example.com/T000/B000/XXXXsecretXXXX?token=tok3n",  # unparsable
+        "hooks.example.com/T000/B000/XXXXsecretXXXX?token=tok3n",  # no scheme
+    ],
+)
+def test_a_wrong_webhook_url_names_its_variable_but_never_its_path_or_query(url):
+    """Field errors repeat the value they reject; the webhook URL's must not (nor its repr)."""
+    builds = [
+        (lambda: ForwarderSettings.from_env({"ALERT_WEBHOOK_URL": url}), "ALERT_WEBHOOK_URL"),
+        (lambda: ForwarderSettings(webhook_url=url), "ALERT_WEBHOOK_URL"),
+        # Another wrong value beside it: that one is reported, and the URL still is not shown.
+        (
+            lambda: ForwarderSettings.from_env(
+                {"ALERT_WEBHOOK_URL": url, "ALERT_MAX_AGE_MINUTES": "x"}
+            ),
+            "ALERT_MAX_AGE_MINUTES",
+        ),
+    ]
+    for build, named in builds:
+        with pytest.raises(SettingsError, match=named) as err:
+            build()
+        message = str(err.value)
+        for part in ("/T000", "B000", "secret", "token", "tok3n", "pa55word", "hooks.example"):
+            assert part not in message, message
+    good = ForwarderSettings(webhook_url="https://hooks.example.com/T000/B000/XXXXsecretXXXX")
+    assert "secret" not in repr(good)
+
+
+def test_the_region_falls_back_to_aws_default_region():
+    table = {"ALERT_DEDUPE_TABLE": "smartcity-alert-ledger"}
+    assert ForwarderSettings.from_env({**table, "AWS_DEFAULT_REGION": "eu-west-1"}).aws_region == (
+        "eu-west-1"
+    )
+    both = {**table, "AWS_REGION": "eu-west-2", "AWS_DEFAULT_REGION": "eu-west-1"}
+    assert ForwarderSettings.from_env(both).aws_region == "eu-west-2"
+    assert "eu-west-2" in ForwarderSettings.from_env(both).ledger_description
+
+
+def test_the_settings_read_no_environment_unless_asked(monkeypatch):
+    monkeypatch.setenv("ALERT_FORWARDER_GROUP", "from-the-environment")
+    assert ForwarderSettings().group == "smartcity-alert-forwarder"
+    assert ForwarderSettings.from_env().group == "from-the-environment"
+
+
 def _alert(record: dict) -> Alert:
     return Alert(record["id"], record, wire(record), "alerts", 0, 7)
 
@@ -442,7 +491,7 @@ def test_a_wrong_setting_on_the_command_line_is_one_error_line():
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert stderr.strip().splitlines() == [
-        "error: ALERT_DEDUPE_TTL_DAYS must be a whole number, got 'a week'"
+        "error: ALERT_DEDUPE_TTL_DAYS must be a whole number; got 'a week'"
     ]
 
 

@@ -134,15 +134,63 @@ def test_the_dashboard_binds_to_loopback_unless_told_otherwise():
     assert not DashboardSettings.from_env({"DASHBOARD_HOST": "0.0.0.0"}).is_loopback
 
 
-def test_a_wrong_setting_stops_the_command_with_one_error_line():
+@pytest.mark.parametrize(
+    ("argv", "env", "line"),
+    [
+        (["--port", "0"], {}, "error: --port must be at least 1; got '0'"),
+        ([], {"DASHBOARD_PORT": "0"}, "error: DASHBOARD_PORT must be at least 1; got '0'"),
+    ],
+)
+def test_a_wrong_setting_stops_the_command_with_one_error_line(argv, env, line):
+    """The error names what the user set: the flag, or else the variable."""
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.dashboard", "--port", "0"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-m", "scripts.dashboard", *argv],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "error: DASHBOARD_PORT must be at least 1, got 0"
-    ]
+    assert result.stderr.strip().splitlines() == [line]
+
+
+def test_the_flags_override_their_variables_and_are_the_settings_own():
+    from emr_jobs.core.kafka import KafkaSettings
+    from scripts.dashboard.__main__ import build_parser
+
+    env = {
+        "DASHBOARD_HOST": "127.0.0.2",
+        "DASHBOARD_PORT": "8100",
+        "KAFKA_BOOTSTRAP_SERVERS": "env:9092",
+        "LAKE_URI": "file:///env/lake",
+    }
+    none = build_parser().parse_args([])
+    assert (
+        DashboardSettings.from_args(none, env).host,
+        KafkaSettings.from_args(none, env).bootstrap_servers,
+        JobSettings.from_args(none, env).lake_uri,
+    ) == ("127.0.0.2", "env:9092", "file:///env/lake")
+    flags = "--host 0.0.0.0 --port 9000 --bootstrap-servers flag:9092 --lake-uri file:///flag/lake"
+    args = build_parser().parse_args(flags.split())
+    dash = DashboardSettings.from_args(args, env)
+    assert (dash.host, dash.port, dash.is_loopback) == ("0.0.0.0", 9000, False)
+    assert KafkaSettings.from_args(args, env).bootstrap_servers == "flag:9092"
+    assert JobSettings.from_args(args, env).lake_uri == "file:///flag/lake"
+    help_text = build_parser().format_help()
+    for flag, variable in (
+        ("--host", "DASHBOARD_HOST"),
+        ("--port", "DASHBOARD_PORT"),
+        ("--lake-uri", "LAKE_URI"),
+    ):
+        assert flag in help_text and variable in help_text
+    # Every variable of the dashboard is in the help, from the settings class.
+    for variable, _ in DashboardSettings.variables():
+        assert variable in help_text
+    # The job's own flags (trigger, timeout) are not the dashboard's.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--trigger-interval", "5 seconds"])
 
 
 def test_an_unreachable_broker_is_an_error_within_seconds(tmp_path):

@@ -34,6 +34,7 @@ from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, format_timestamp
 from emr_jobs.core.contracts.roads import sections
 from emr_jobs.core.kafka import KafkaSettings
 from emr_jobs.core.paths import REPO_ROOT
+from emr_jobs.settings import JobSettings
 from scripts.dashboard.browser import MISSING, chromium_path, launch, wait_for
 from scripts.dashboard.demo import producer_command, stop_process
 from scripts.dashboard.launch import DashboardProcess
@@ -62,12 +63,6 @@ def chromium() -> str:
     return path
 
 
-def topic_env(kafka: KafkaSettings) -> dict[str, str]:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers, "KAFKA_AUTH_MODE": "none"}
-    env.update({CONTRACTS[s].topic_env: kafka.topic(s) for s in ALL_STREAMS})
-    return env
-
-
 class Stack:
     def __init__(self, kafka: KafkaSettings, folder: Path) -> None:
         self.kafka = kafka
@@ -79,10 +74,8 @@ class Stack:
         self.seeded_at = 0.0
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = job_environment()
-        for name in ("LAKE_CATALOG", "LAKE_CATALOG_URI", "JOB_TRIGGER", "JOB_TIMEOUT_SECONDS"):
-            env.pop(name, None)
-        env.update(topic_env(self.kafka), LAKE_URI=self.lake_uri, PYTHONUNBUFFERED="1")
+        env = job_environment(self.kafka, JobSettings(lake_uri=self.lake_uri))
+        env["PYTHONUNBUFFERED"] = "1"
         env.update(extra)
         return env
 

@@ -12,7 +12,9 @@ import pytest
 
 from emr_jobs.core.contracts import CONTRACTS, STREAMS
 from emr_jobs.core.paths import REPO_ROOT
-from producer.cli import FLAG_ENV, build_parser
+from emr_jobs.core.kafka import KafkaSettings
+from producer.cli import build_parser, settings_from
+from producer.settings import ProducerSettings
 from scripts.local_broker import free_port
 
 #: Variables that would leak the caller's setup into the child; each test sets what it needs.
@@ -140,26 +142,32 @@ def test_missing_topics_name_each_topic_and_its_variable(kafka_settings):
 
 
 def test_every_flag_that_overrides_a_variable_names_it_in_the_help():
-    """FLAG_ENV (which names flags in errors) and the parser describe the same flags."""
+    """The parser's flags are exactly the settings fields that declare one, and each flag's
+    help names the variable it overrides."""
     parser = build_parser()
     options = {
         a.option_strings[0]: a.help or ""
         for a in parser._actions  # noqa: SLF001 - argparse has no public list of its options
         if a.option_strings and a.option_strings[0].startswith("--")
     }
+    declared = {
+        info.json_schema_extra["flag"]: variable
+        for cls in (ProducerSettings, KafkaSettings)
+        for variable, info in cls.variables()
+        if info.json_schema_extra.get("flag")
+    }
     without_variable = {"--help", "--report-json", "--no-progress"}
-    assert set(FLAG_ENV) == set(options) - without_variable
-    for flag, variable in FLAG_ENV.items():
+    assert set(declared) == set(options) - without_variable
+    for flag, variable in declared.items():
         assert f"[{variable}" in options[flag], flag
 
 
 def test_a_start_time_flag_without_an_offset_is_utc():
-    from producer.cli import environment_with_flags
+    from datetime import UTC, datetime
 
     args = build_parser().parse_args(["--start-time", "2026-02-01T10:00:00"])
-    env, given = environment_with_flags(args, {})
-    assert env["SIM_START_TIME"] == "2026-02-01T10:00:00+00:00"
-    assert given == {"SIM_START_TIME": "--start-time"}
+    _, sim = settings_from(args, {})
+    assert sim.start_time == datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
 
 
 def test_a_client_log_line_repeated_during_an_outage_is_shown_once_per_window():

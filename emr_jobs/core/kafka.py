@@ -17,54 +17,72 @@ Auth modes (``KAFKA_AUTH_MODE``):
     SASL_PLAINTEXT with OAUTHBEARER against a broker that uses Kafka's built-in unsecured JWT
     validator. It exists to prove the producer's token path locally; never use it in production.
 
-Standard library only: the producer imports this module and must not pull in pyspark.
+No pyspark and no confluent-kafka: the producer, the job and the scripts all import it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
 
 from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, LAKE
-from emr_jobs.core.settings import SettingsError, check_choice, env_str
+from emr_jobs.core.settings import Settings, SettingsError, setting
 
 AUTH_MODES = ("none", "msk-iam", "oauthbearer-unsecured")
+AuthMode = Literal["none", "msk-iam", "oauthbearer-unsecured"]
 
 
-
-def default_topics(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Stream -> topic for every contract (``VEHICLE_TOPIC``... ``ALERTS_TOPIC``), with defaults."""
+def default_topics(env: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """Stream -> topic for every contract: its variable in ``env`` (default: the process
+    environment), else the contract's default topic."""
     env = os.environ if env is None else env
-    return {
-        s: env_str(env, CONTRACTS[s].topic_env, CONTRACTS[s].default_topic) for s in ALL_STREAMS
-    }
+    return {s: env.get(CONTRACTS[s].topic_env) or CONTRACTS[s].default_topic for s in ALL_STREAMS}
 
 
-@dataclass(frozen=True)
-class KafkaSettings:
-    bootstrap_servers: str = "localhost:9092"  # [KAFKA_BOOTSTRAP_SERVERS]
-    auth_mode: str = "none"  # [KAFKA_AUTH_MODE] none | msk-iam | oauthbearer-unsecured
-    aws_region: str = ""  # [AWS_REGION] required for msk-iam
-    topics: Mapping[str, str] = field(default_factory=lambda: default_topics({}))
-    client_id: str = "smartcity"  # [KAFKA_CLIENT_ID]
+class KafkaSettings(Settings):
+    """Where Kafka is and how to authenticate; the topic of every stream."""
 
-    def __post_init__(self) -> None:
-        if not self.bootstrap_servers.strip():
-            raise SettingsError("KAFKA_BOOTSTRAP_SERVERS must not be empty")
-        for hostport in self.bootstrap_servers.split(","):
+    bootstrap_servers: str = setting(
+        "KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "host:port[,host:port...]",
+        flag="--bootstrap-servers",
+    )
+    auth_mode: AuthMode = setting(
+        "KAFKA_AUTH_MODE", "none", "none | msk-iam | oauthbearer-unsecured", flag="--auth-mode"
+    )
+    aws_region: str = setting(
+        "AWS_REGION", "", "msk-iam: region of the MSK cluster", flag="--aws-region",
+        also=("AWS_DEFAULT_REGION",),
+    )
+    client_id: str = setting("KAFKA_CLIENT_ID", "smartcity", "client.id of every client")
+    #: Stream -> topic, from each contract's variable (``VEHICLE_TOPIC``... ``ALERTS_TOPIC``).
+    topics: Mapping[str, str] = Field(default_factory=lambda: default_topics({}))
+
+    @classmethod
+    def extra_from_env(cls, env: Mapping[str, str | None]) -> dict[str, object]:
+        """The topic variables, which the contracts name, with their defaults."""
+        return {"topics": default_topics(env)}
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _host_ports(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        for hostport in value.split(","):
             host, _, port = hostport.strip().rpartition(":")
             if not host or not port.isdigit():
-                raise SettingsError(
-                    "KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...]; "
-                    f"got {self.bootstrap_servers!r}"
-                )
-        check_choice("KAFKA_AUTH_MODE", self.auth_mode, AUTH_MODES)
+                raise ValueError("must be host:port[,host:port...]")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
         if self.auth_mode == "msk-iam" and not self.aws_region:
-            raise SettingsError("AWS_REGION must be set when KAFKA_AUTH_MODE=msk-iam")
+            raise ValueError("AWS_REGION must be set when KAFKA_AUTH_MODE=msk-iam")
         missing = [s for s in ALL_STREAMS if not self.topics.get(s)]
         if missing:
-            raise SettingsError(
+            raise ValueError(
                 "no topic for " + ", ".join(f"{s} ({CONTRACTS[s].topic_env})" for s in missing)
             )
         by_topic: dict[str, list[str]] = {}
@@ -72,21 +90,16 @@ class KafkaSettings:
             by_topic.setdefault(topic, []).append(CONTRACTS[stream].topic_env)
         shared = {topic: names for topic, names in by_topic.items() if len(names) > 1}
         if shared:
-            raise SettingsError(
+            raise ValueError(
                 "each stream needs its own topic: "
                 + "; ".join(f"{' and '.join(n)} are all {t!r}" for t, n in shared.items())
             )
+        return self
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> KafkaSettings:
-        env = os.environ if env is None else env
-        return cls(
-            bootstrap_servers=env_str(env, "KAFKA_BOOTSTRAP_SERVERS", "localhost:9092"),
-            auth_mode=env_str(env, "KAFKA_AUTH_MODE", "none"),
-            aws_region=env_str(env, "AWS_REGION", env_str(env, "AWS_DEFAULT_REGION", "")),
-            topics=default_topics(env),
-            client_id=env_str(env, "KAFKA_CLIENT_ID", "smartcity"),
-        )
+    def to_env(self) -> dict[str, str]:
+        env = super().to_env()
+        env.update({CONTRACTS[s].topic_env: t for s, t in self.topics.items()})
+        return env
 
     def topic(self, stream: str) -> str:
         return self.topics[stream]

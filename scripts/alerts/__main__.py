@@ -10,33 +10,64 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 from typing import NoReturn
 
+from emr_jobs.core.contracts import CONTRACTS
 from emr_jobs.core.kafka import KafkaSettings
-from emr_jobs.core.settings import SettingsError
+from emr_jobs.core.settings import Settings, SettingsError
+from scripts.alerts.settings import ForwarderSettings
 
 log = logging.getLogger("alerts")
 
-EPILOG = """\
-settings (environment):
-  ALERTS_TOPIC=alerts                       the topic the job writes alerts to
-  ALERT_FORWARDER_GROUP=smartcity-alert-forwarder   Kafka consumer group
-  ALERT_MAX_AGE_MINUTES=60                  older alerts (detectedAt) are skipped; 0 = never
-  ALERT_WEBHOOK_URL                         POST each alert's JSON here
-  ALERT_WEBHOOK_TIMEOUT_SECONDS=10
-  ALERT_SNS_TOPIC_ARN                       publish each alert to this SNS topic
-  ALERT_DEDUPE_TABLE                        DynamoDB ledger (key alertId, TTL expiresAt);
-                                            unset: SQLite at ALERT_LEDGER_PATH
-  ALERT_LEDGER_PATH=.cache/alerts/ledger.db
-  ALERT_DEDUPE_TTL_DAYS=7                   how long an id is remembered
-  ALERT_PUBLISH_ATTEMPTS=3                  tries per channel before the alert is deferred
-  ALERT_RETRY_BACKOFF_SECONDS=1             first wait between tries; doubles, at most 30
-  ALERT_CLAIM_LEASE_SECONDS=120             a crashed run's claim blocks the id this long
-  ALERT_CONNECT_TIMEOUT_SECONDS=5           give up on an unreachable broker after this long
-  KAFKA_BOOTSTRAP_SERVERS, KAFKA_AUTH_MODE, AWS_REGION   as for the producer
 
-exit codes: 0 done; 1 stopped with alerts still waiting to be published (sent at the next
-start); 2 wrong settings, unreachable broker, missing topic or ledger (one `error:` line)."""
+#: Where the help of a variable starts in the epilog.
+_HELP_COLUMN = 44
+
+
+def _row(name: str, text: str) -> str:
+    """``name`` then ``text`` from the help column (on the next line if ``name`` is longer),
+    wrapped at 96 columns."""
+    indent = " " * _HELP_COLUMN
+    lead = f"  {name}".ljust(_HELP_COLUMN)
+    if len(lead) > _HELP_COLUMN:
+        lead = f"  {name}\n{indent}"
+    body = textwrap.fill(text, 96 - _HELP_COLUMN).replace("\n", "\n" + indent)
+    return lead + body
+
+
+def _variables(cls: type[Settings]) -> list[str]:
+    """One row per variable of ``cls``: VARIABLE=default and its help."""
+    rows = []
+    for env, info in cls.variables():
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, float):
+            default = f"{default:g}"
+        rows.append(
+            _row(env if default in (None, "") else f"{env}={default}", info.description or "")
+        )
+    return rows
+
+
+def _epilog() -> str:
+    """The settings, generated from the settings classes, and the exit codes."""
+    alerts = CONTRACTS["alerts"]
+    return "\n".join(
+        [
+            "settings (environment):",
+            *_variables(ForwarderSettings),
+            "",
+            "Kafka (as for the producer):",
+            *_variables(KafkaSettings),
+            _row(
+                f"{alerts.topic_env}={alerts.default_topic}", "the topic the job writes alerts to"
+            ),
+            "",
+            "exit codes: 0 done; 1 stopped with alerts still waiting to be published (sent at the",
+            "next start); 2 wrong settings, unreachable broker, missing topic or ledger (one",
+            "`error:` line).",
+        ]
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m scripts.alerts",
         description="Notify people once per alert the job raised.",
-        epilog=EPILOG,
+        epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=["forward"])
@@ -95,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from scripts.alerts.forwarder import ForwarderError, forward
     from scripts.alerts.notifiers import public_url
-    from scripts.alerts.settings import ForwarderSettings
 
     try:
         kafka = KafkaSettings.from_env()

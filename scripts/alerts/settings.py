@@ -1,85 +1,133 @@
-"""Settings of the alert forwarder, read from the environment (README, "The alert forwarder")."""
+"""Settings of the alert forwarder, read from the environment (README, "The alert forwarder").
+
+Each field declares its variable, default, checks and help in one place
+(``emr_jobs.core.settings``); a wrong value raises ``SettingsError`` naming the variable.
+"""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlparse
 
+from pydantic import field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
 from emr_jobs.core.paths import REPO_ROOT
-from emr_jobs.core.settings import SettingsError, check_range, env_float, env_int, env_str
+from emr_jobs.core.settings import Settings, setting
 
 DEFAULT_GROUP = "smartcity-alert-forwarder"
 DEFAULT_LEDGER_PATH = REPO_ROOT / ".cache" / "alerts" / "ledger.db"
+_GROUP = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:([a-z0-9-]+):\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 #: The longest a webhook or SNS failure makes the forwarder wait before it tries the alert again.
 MAX_RETRY_DELAY_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
-class ForwarderSettings:
-    """What the forwarder reads, where it notifies and how it remembers (variable in brackets)."""
+class ForwarderSettings(Settings):
+    """What the forwarder reads, where it notifies and how it remembers."""
 
-    group: str = DEFAULT_GROUP  # [ALERT_FORWARDER_GROUP] Kafka consumer group
-    max_age_minutes: int = 60  # [ALERT_MAX_AGE_MINUTES] older (by detectedAt): skipped; 0 = none
-    webhook_url: str = ""  # [ALERT_WEBHOOK_URL] http(s) URL that receives each alert's JSON
-    webhook_timeout_seconds: float = 10.0  # [ALERT_WEBHOOK_TIMEOUT_SECONDS] per request
-    sns_topic_arn: str = ""  # [ALERT_SNS_TOPIC_ARN] SNS topic each alert is published to
-    dedupe_table: str = ""  # [ALERT_DEDUPE_TABLE] DynamoDB ledger; unset = local SQLite ledger
-    dedupe_ttl_days: int = 7  # [ALERT_DEDUPE_TTL_DAYS] how long the ledger remembers an id
-    ledger_path: str = ""  # [ALERT_LEDGER_PATH] SQLite ledger; default .cache/alerts/ledger.db
-    aws_region: str = ""  # [AWS_REGION] region of the DynamoDB table
-    publish_attempts: int = 3  # [ALERT_PUBLISH_ATTEMPTS] tries per channel before deferring
-    retry_backoff_seconds: float = 1.0  # [ALERT_RETRY_BACKOFF_SECONDS] first wait; doubles
-    #: [ALERT_CLAIM_LEASE_SECONDS] how long a claim (status pending) keeps other forwarders
-    #: away; after a crash, the alert is sent again once it has run out.
-    claim_lease_seconds: float = 120.0
-    connect_timeout_seconds: float = 5.0  # [ALERT_CONNECT_TIMEOUT_SECONDS] broker check at start
+    # Surrounding blanks in a variable are not part of its value.
+    model_config = SettingsConfigDict(str_strip_whitespace=True)
 
-    def __post_init__(self) -> None:
-        if not re.match(r"^[A-Za-z0-9._-]{1,249}$", self.group):
-            raise SettingsError(
-                "ALERT_FORWARDER_GROUP must be letters, digits, '.', '_' or '-'; "
-                f"got {self.group!r}"
-            )
-        check_range("ALERT_MAX_AGE_MINUTES", self.max_age_minutes, 0, None)
+    group: str = setting("ALERT_FORWARDER_GROUP", DEFAULT_GROUP, "Kafka consumer group")
+    max_age_minutes: int = setting(
+        "ALERT_MAX_AGE_MINUTES", 60, "older alerts (detectedAt) are skipped; 0 = never", ge=0
+    )
+    #: Checked by ``_consistent``, not by a field validator: a field's error repeats the value,
+    #: and a webhook URL's path or query often holds a secret. Not in ``repr`` either.
+    webhook_url: str = setting(
+        "ALERT_WEBHOOK_URL", "", "POST each alert's JSON to this http(s) URL", repr=False
+    )
+    webhook_timeout_seconds: float = setting(
+        "ALERT_WEBHOOK_TIMEOUT_SECONDS", 10.0, "per webhook request", ge=0.1, le=300
+    )
+    sns_topic_arn: str = setting("ALERT_SNS_TOPIC_ARN", "", "publish each alert to this SNS topic")
+    dedupe_table: str = setting(
+        "ALERT_DEDUPE_TABLE",
+        "",
+        "DynamoDB ledger (key alertId, TTL expiresAt); unset: SQLite at ALERT_LEDGER_PATH",
+    )
+    dedupe_ttl_days: int = setting(
+        "ALERT_DEDUPE_TTL_DAYS", 7, "how long the ledger remembers an id", ge=1, le=3650
+    )
+    ledger_path: str = setting(
+        "ALERT_LEDGER_PATH", "", "SQLite ledger; unset: .cache/alerts/ledger.db"
+    )
+    aws_region: str = setting(
+        "AWS_REGION",
+        "",
+        "region of the DynamoDB table; unset: AWS_DEFAULT_REGION",
+        also=("AWS_DEFAULT_REGION",),
+    )
+    publish_attempts: int = setting(
+        "ALERT_PUBLISH_ATTEMPTS",
+        3,
+        "tries per channel before the alert is deferred",
+        ge=1,
+        le=20,
+    )
+    retry_backoff_seconds: float = setting(
+        "ALERT_RETRY_BACKOFF_SECONDS",
+        1.0,
+        f"first wait between tries; doubles, at most {MAX_RETRY_DELAY_SECONDS:g}",
+        ge=0,
+        le=60,
+    )
+    #: After a crash, the alert is sent again once the claim (status pending) has run out.
+    claim_lease_seconds: float = setting(
+        "ALERT_CLAIM_LEASE_SECONDS",
+        120.0,
+        "a claim keeps other forwarders away this long",
+        ge=1,
+    )
+    connect_timeout_seconds: float = setting(
+        "ALERT_CONNECT_TIMEOUT_SECONDS",
+        5.0,
+        "give up on an unreachable broker after this",
+        ge=0.5,
+        le=300,
+    )
+
+    @field_validator("group")
+    @classmethod
+    def _group_name(cls, value: str) -> str:
+        if not _GROUP.match(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("sns_topic_arn")
+    @classmethod
+    def _arn(cls, value: str) -> str:
+        if value and not _SNS_ARN.match(value):
+            raise ValueError("must look like arn:aws:sns:<region>:<account>:<name>")
+        return value
+
+    @field_validator("dedupe_table")
+    @classmethod
+    def _table_name(cls, value: str) -> str:
+        if value and not _TABLE_NAME.match(value):
+            raise ValueError("must be a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
         if self.webhook_url:
-            url = urlparse(self.webhook_url)
-            if url.scheme not in ("http", "https") or not url.hostname:
-                raise SettingsError(
-                    "ALERT_WEBHOOK_URL must be an http:// or https:// URL; "
-                    f"got one starting {self.webhook_url[:12]!r}"  # the rest may hold a secret
-                )
-        check_range("ALERT_WEBHOOK_TIMEOUT_SECONDS", self.webhook_timeout_seconds, 0.1, 300)
-        if self.sns_topic_arn and not _SNS_ARN.match(self.sns_topic_arn):
-            raise SettingsError(
-                "ALERT_SNS_TOPIC_ARN must look like arn:aws:sns:<region>:<account>:<name>; "
-                f"got {self.sns_topic_arn!r}"
+            _check_webhook_url(self.webhook_url)
+        if self.dedupe_table and not self.aws_region:
+            raise ValueError(
+                "AWS_REGION (or AWS_DEFAULT_REGION) must be set when ALERT_DEDUPE_TABLE is set"
             )
-        if self.dedupe_table:
-            if not _TABLE_NAME.match(self.dedupe_table):
-                raise SettingsError(
-                    "ALERT_DEDUPE_TABLE must be a DynamoDB table name "
-                    "(3-255 of A-Z a-z 0-9 _ . -); "
-                    f"got {self.dedupe_table!r}"
-                )
-            if not self.aws_region:
-                raise SettingsError("AWS_REGION must be set when ALERT_DEDUPE_TABLE is set")
-        check_range("ALERT_DEDUPE_TTL_DAYS", self.dedupe_ttl_days, 1, 3650)
-        check_range("ALERT_PUBLISH_ATTEMPTS", self.publish_attempts, 1, 20)
-        check_range("ALERT_RETRY_BACKOFF_SECONDS", self.retry_backoff_seconds, 0.0, 60)
-        check_range("ALERT_CONNECT_TIMEOUT_SECONDS", self.connect_timeout_seconds, 0.5, 300)
         if self.claim_lease_seconds <= self.publish_budget_seconds:
-            raise SettingsError(
+            raise ValueError(
                 f"ALERT_CLAIM_LEASE_SECONDS ({self.claim_lease_seconds:g}) must be longer than "
                 f"the longest publish ({self.publish_budget_seconds:g}s with "
                 "ALERT_PUBLISH_ATTEMPTS, ALERT_WEBHOOK_TIMEOUT_SECONDS and "
                 "ALERT_RETRY_BACKOFF_SECONDS), or a slow publish could be claimed and sent twice"
             )
+        return self
 
     @property
     def publish_budget_seconds(self) -> float:
@@ -103,21 +151,26 @@ class ForwarderSettings:
             return f"DynamoDB table {self.dedupe_table} ({self.aws_region})"
         return f"SQLite {self.ledger_file}"
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ForwarderSettings:
-        env = os.environ if env is None else env
-        return cls(
-            group=env_str(env, "ALERT_FORWARDER_GROUP", DEFAULT_GROUP),
-            max_age_minutes=env_int(env, "ALERT_MAX_AGE_MINUTES", 60, minimum=0),
-            webhook_url=env_str(env, "ALERT_WEBHOOK_URL", ""),
-            webhook_timeout_seconds=env_float(env, "ALERT_WEBHOOK_TIMEOUT_SECONDS", 10.0),
-            sns_topic_arn=env_str(env, "ALERT_SNS_TOPIC_ARN", ""),
-            dedupe_table=env_str(env, "ALERT_DEDUPE_TABLE", ""),
-            dedupe_ttl_days=env_int(env, "ALERT_DEDUPE_TTL_DAYS", 7, minimum=1),
-            ledger_path=env_str(env, "ALERT_LEDGER_PATH", ""),
-            aws_region=env_str(env, "AWS_REGION", env_str(env, "AWS_DEFAULT_REGION", "")),
-            publish_attempts=env_int(env, "ALERT_PUBLISH_ATTEMPTS", 3, minimum=1),
-            retry_backoff_seconds=env_float(env, "ALERT_RETRY_BACKOFF_SECONDS", 1.0, minimum=0),
-            claim_lease_seconds=env_float(env, "ALERT_CLAIM_LEASE_SECONDS", 120.0, minimum=1),
-            connect_timeout_seconds=env_float(env, "ALERT_CONNECT_TIMEOUT_SECONDS", 5.0),
-        )
+
+def _check_webhook_url(value: str) -> None:
+    """An http(s) URL with a host. The error shows the scheme at most: the rest (user, path,
+    query) may hold a secret."""
+    try:
+        url = urlparse(value)
+        host = url.hostname
+    except ValueError:  # e.g. a malformed [IPv6] host
+        url, host = None, None
+    if url is not None and url.scheme in ("http", "https") and host:
+        return
+    if url is None:
+        problem = "it cannot be parsed"
+    elif re.fullmatch(r"[A-Za-z]{1,10}", url.scheme) and url.scheme not in ("http", "https"):
+        problem = f"its scheme is {url.scheme!r}"  # a short word: not a secret
+    elif url.scheme not in ("http", "https"):
+        problem = "it does not start with http:// or https://"
+    else:
+        problem = "it has no host"
+    raise ValueError(
+        f"ALERT_WEBHOOK_URL must be an http:// or https:// URL with a host; {problem} "
+        "(the rest of the value is not shown: it may hold a credential)"
+    )

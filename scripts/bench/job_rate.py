@@ -29,10 +29,10 @@ from pathlib import Path
 
 import psutil
 
-from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, LAKE, STREAMS
+from emr_jobs.core.contracts import LAKE, STREAMS
 from emr_jobs.core.kafka import KafkaSettings
 from emr_jobs.core.paths import REPO_ROOT
-from emr_jobs.settings import JobSettings
+from emr_jobs.settings import AlertSettings, JobSettings
 from producer.kafka_producer import send_events
 from producer.simulator import Event
 from producer.wire import to_json_bytes
@@ -229,13 +229,7 @@ def fill_backlog(settings: KafkaSettings, vehicles: int, count: int,
 def job_env(settings: KafkaSettings, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The job's environment for a measurement. The lake sections measure the lake writer
     alone (``ALERTS_ENABLED=false``); the alerts section turns the alert queries on."""
-    env = job_environment()
-    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    env["ALERTS_ENABLED"] = "false"
-    for s in ALL_STREAMS:
-        env[CONTRACTS[s].topic_env] = settings.topic(s)
-    env.update(extra or {})
-    return env
+    return {**job_environment(settings, AlertSettings(enabled=False)), **(extra or {})}
 
 
 @dataclass

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from emr_jobs.core.kafka import KafkaSettings
@@ -27,52 +27,97 @@ from scripts.dashboard.settings import DashboardSettings
 
 log = logging.getLogger("dashboard")
 
-FLAG_ENV = {"host": "DASHBOARD_HOST", "port": "DASHBOARD_PORT", "lake_uri": "LAKE_URI",
-            "bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+#: The job's settings whose flags the dashboard takes (``JobSettings.add_flags`` would add
+#: the job's others too: trigger interval and timeout mean nothing to the dashboard).
+JOB_FLAGS = ("lake_uri",)
+#: Where the help of a variable starts in the epilog.
+_HELP_COLUMN = 40
+
+
+def _epilog() -> str:
+    """The dashboard's settings without a flag, generated from ``DashboardSettings``."""
+    indent = " " * _HELP_COLUMN
+    rows = []
+    for env, info in DashboardSettings.variables():
+        if (info.json_schema_extra or {}).get("flag"):  # type: ignore[union-attr]
+            continue  # in the flag's help
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, float):
+            default = f"{default:g}"
+        name = f"  {env}={default}" if default not in (None, "") else f"  {env}"
+        name = name.ljust(_HELP_COLUMN)
+        if len(name) > _HELP_COLUMN:
+            name = f"{name.rstrip()}\n{indent}"
+        text = textwrap.fill(info.description or "", 96 - _HELP_COLUMN).replace("\n", "\n" + indent)
+        rows.append(name + text)
+    return "\n".join(
+        [
+            "settings without a flag (environment only):",
+            *rows,
+            "  and the pipeline's KAFKA_*, *_TOPIC and LAKE_* (README, 'Dashboard')",
+            "",
+            "exit codes: 0 stopped with Ctrl-C; 2 a wrong setting, a missing front-end library,",
+            "an unreachable broker or a port in use (one `error:` line says which).",
+        ]
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m scripts.dashboard",
-        description="The live operations dashboard: fleet map, alerts, road conditions and "
+        description="The live operations dashboard: fleet map, alerts, road conditions and\n"
         "pipeline health, pushed to browsers with server-sent events.",
-        epilog="Settings: DASHBOARD_HOST, DASHBOARD_PORT, DASHBOARD_TILE_URL, "
-        "DASHBOARD_CONSUMER_GROUP, DASHBOARD_COALESCE_SECONDS, DASHBOARD_HISTORY_MINUTES, ... "
-        "and the pipeline's KAFKA_*, *_TOPIC and LAKE_* (README, 'Dashboard').",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("command", nargs="?", choices=["serve", "screenshot"], default="serve",
-                   help="serve (default) or screenshot (regenerates the README picture)")
-    p.add_argument("--host", help="address to bind [DASHBOARD_HOST=127.0.0.1]")
-    p.add_argument("--port", type=int, help="[DASHBOARD_PORT=8050]")
-    p.add_argument("--bootstrap-servers", help="[KAFKA_BOOTSTRAP_SERVERS=localhost:9092]")
-    p.add_argument("--lake-uri", help="the lake to read history and health from [LAKE_URI]")
+    p.add_argument(
+        "command",
+        nargs="?",
+        choices=["serve", "screenshot"],
+        default="serve",
+        help="serve (default) or screenshot (regenerates the README picture)",
+    )
+    DashboardSettings.add_flags(p)
+    KafkaSettings.add_flags(p)
+    JobSettings.add_flags(p, *JOB_FLAGS)
     demo = p.add_argument_group("demo (--demo, and screenshot)")
-    demo.add_argument("--demo", action="store_true",
-                      help="run a broker, the topics, a real-time simulation and the job beside it")
-    demo.add_argument("--vehicles", type=int, default=None,
-                      help="simulated vehicles (200; screenshot: 60)")
-    demo.add_argument("--speedup", type=float, default=None,
-                      help="simulated seconds per wall second (1 = real time; screenshot: 4)")
-    demo.add_argument("--rewind", type=float, default=None, metavar="MINUTES",
-                      help="start the simulated clock MINUTES before now; with --speedup > 1 it "
-                      "catches up with the wall clock after MINUTES / (speedup - 1) "
-                      "(0; screenshot: 10)")
-    demo.add_argument("--no-job", action="store_true",
-                      help="demo without the Spark job (no alerts, road conditions or lake)")
+    demo.add_argument(
+        "--demo",
+        action="store_true",
+        help="run a broker, the topics, a real-time simulation and the job beside it",
+    )
+    demo.add_argument(
+        "--vehicles", type=int, default=None, help="simulated vehicles (200; screenshot: 60)"
+    )
+    demo.add_argument(
+        "--speedup",
+        type=float,
+        default=None,
+        help="simulated seconds per wall second (1 = real time; screenshot: 4)",
+    )
+    demo.add_argument(
+        "--rewind",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="start the simulated clock MINUTES before now; with --speedup > 1 it "
+        "catches up with the wall clock after MINUTES / (speedup - 1) "
+        "(0; screenshot: 10)",
+    )
+    demo.add_argument(
+        "--no-job",
+        action="store_true",
+        help="demo without the Spark job (no alerts, road conditions or lake)",
+    )
     shot = p.add_argument_group("screenshot")
     shot.add_argument("--out", help="PNG to write (scripts/dashboard/screenshot.png)")
-    shot.add_argument("--wait", type=float, default=180.0,
-                      help="seconds of live data before the picture is taken (180)")
+    shot.add_argument(
+        "--wait",
+        type=float,
+        default=180.0,
+        help="seconds of live data before the picture is taken (180)",
+    )
     return p
-
-
-def _env_with_flags(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    for attr, name in FLAG_ENV.items():
-        value = getattr(args, attr)
-        if value is not None:
-            env[name] = str(value)
-    return env
 
 
 def check_port(settings: DashboardSettings) -> None:
@@ -99,20 +144,24 @@ def serve(args: argparse.Namespace) -> int:
     from scripts.run_job import JarsMissing
     from scripts.topics import connect
 
-    env = _env_with_flags(args)
     demo = None
     try:
-        settings = DashboardSettings.from_env(env)
+        # Flags laid over the environment; an error names the flag or the variable set.
+        settings = DashboardSettings.from_args(args)
         check_front_end()
         check_port(settings)
         if args.demo:
             from scripts.dashboard.demo import Demo
 
-            demo = Demo(vehicles=args.vehicles or 200, speedup=args.speedup or 1.0,
-                        rewind_minutes=args.rewind or 0.0, run_job=not args.no_job).start()
+            demo = Demo(
+                vehicles=args.vehicles or 200,
+                speedup=args.speedup or 1.0,
+                rewind_minutes=args.rewind or 0.0,
+                run_job=not args.no_job,
+            ).start()
             kafka, job = demo.kafka, demo.job_settings
         else:
-            kafka, job = KafkaSettings.from_env(env), JobSettings.from_env(env)
+            kafka, job = KafkaSettings.from_args(args), JobSettings.from_args(args)
         admin = connect(kafka, timeout=settings.connect_timeout_seconds)
     except (SettingsError, ConnectionError, BrokerError, JarsMissing, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -121,8 +170,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
 
     feed: LiveFeed | None = None
-    health = HealthMonitor(kafka, job, admin, every=settings.health_seconds,
-                           lake_every=settings.lake_seconds)
+    health = HealthMonitor(
+        kafka, job, admin, every=settings.health_seconds, lake_every=settings.lake_seconds
+    )
 
     def start(state) -> None:
         nonlocal feed
@@ -140,17 +190,32 @@ def serve(args: argparse.Namespace) -> int:
         if demo is not None:
             demo.stop()
 
-    app = create_app(settings, job, services=Services(start=start, stop=stop,
-                                                       health=lambda: health.doc))
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=5)
+    app = create_app(
+        settings, job, services=Services(start=start, stop=stop, health=lambda: health.doc)
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
     server = DashboardServer(config, app.state.hub)
     if not settings.is_loopback:
-        log.warning("listening on %s: anyone who can reach this machine sees the dashboard "
-                    "(it has no login)", settings.host)
-    log.info("dashboard on http://%s:%d/  (Kafka %s, lake %s; Ctrl-C stops it%s)",
-             "127.0.0.1" if settings.host == "0.0.0.0" else settings.host, settings.port,
-             kafka.bootstrap_servers, job.lake_uri, " and the demo" if demo else "")
+        log.warning(
+            "listening on %s: anyone who can reach this machine sees the dashboard "
+            "(it has no login)",
+            settings.host,
+        )
+    log.info(
+        "dashboard on http://%s:%d/  (Kafka %s, lake %s; Ctrl-C stops it%s)",
+        "127.0.0.1" if settings.host == "0.0.0.0" else settings.host,
+        settings.port,
+        kafka.bootstrap_servers,
+        job.lake_uri,
+        " and the demo" if demo else "",
+    )
     try:
         server.run()
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down cleanly

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from emr_jobs.core.kafka import KafkaSettings, default_topics
+from emr_jobs.core.kafka import KafkaSettings
 from emr_jobs.core.paths import REPO_ROOT
 from emr_jobs.settings import JobSettings
 from scripts.local_broker import EmbeddedKafka, free_port
@@ -99,25 +99,20 @@ class Demo:
     def _start(self) -> None:
         log.info("demo: starting the embedded Kafka broker (about 10 s)")
         self.broker = EmbeddedKafka(self.folder / "broker", port=free_port()).start()
-        self.kafka = KafkaSettings(
-            bootstrap_servers=self.broker.bootstrap_servers, topics=default_topics()
+        # The embedded broker is PLAINTEXT; the topic names are this environment's.
+        self.kafka = KafkaSettings.from_env(
+            bootstrap_servers=self.broker.bootstrap_servers, auth_mode="none"
         )
         created = ensure_topics(self.kafka, TopicSpec(partitions=3))
         log.info("demo: broker %s ready; topics: %s", self.broker.bootstrap_servers,
                  ", ".join(created))
         lake = self.folder / "lake"
         lake.mkdir()
-        self.job_settings = JobSettings(lake_uri=lake.as_uri())
-        env = job_environment()
-        env.update(
-            KAFKA_BOOTSTRAP_SERVERS=self.broker.bootstrap_servers,
-            KAFKA_AUTH_MODE="none",
-            LAKE_URI=self.job_settings.lake_uri,
-            JOB_TRIGGER_INTERVAL=self.trigger_interval,
-            PYTHONUNBUFFERED="1",
+        self.job_settings = JobSettings(
+            lake_uri=lake.as_uri(), trigger_interval=self.trigger_interval
         )
-        for name in ("LAKE_CATALOG", "LAKE_CATALOG_URI", "JOB_TRIGGER", "JOB_TIMEOUT_SECONDS"):
-            env.pop(name, None)
+        env = job_environment(self.kafka, self.job_settings)
+        env["PYTHONUNBUFFERED"] = "1"
         if self.run_job:
             log.info("demo: starting the streaming job (Spark; its first batch takes about a "
                      "minute on 2 cores); log %s", self.folder / "job.log")
