@@ -7,10 +7,13 @@ declares its variable, default, checks and help in one place (``emr_jobs.core.se
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Literal
 from urllib.parse import unquote, urlparse
 
 from pydantic import field_validator, model_validator
+
+# typing.Self is Python 3.11; the compose stack's Spark image runs the job on 3.10.
+from typing_extensions import Self  # noqa: UP035
 
 from emr_jobs.core.contracts import LAKE
 from emr_jobs.core.paths import REPO_ROOT

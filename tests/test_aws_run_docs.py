@@ -1,4 +1,4 @@
-"""The README's "Run on AWS" walk-through, the operator commands and infra/ agree."""
+"""infra/README.md's "Run on AWS" walk-through, the operator commands and infra/ agree."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ OPERATOR_SCRIPTS = ("artifacts", "emr_steps", "push_image", "terraform_outputs")
 
 
 def run_on_aws_section() -> str:
-    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"^## Run on AWS\n(.*?)(?=^## )", text, re.S | re.M)
-    assert match, "README has no '## Run on AWS' section"
+    text = (REPO_ROOT / "infra" / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Run on AWS\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, "infra/README.md has no '## Run on AWS' section"
     return match.group(1)
 
 

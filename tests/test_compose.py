@@ -1,6 +1,6 @@
 """The compose stack (local/docker-compose.yml), checked statically: there is no Docker here.
 
-The file must parse, name the services the README names, agree with the project's settings
+The file must parse, name the services local/README.md names, agree with the project's settings
 (ports, variable names, the contracts' topics, an Iceberg lake on s3a:// with its SQLite catalog
 on a volume of the driver), mount the jar sets `make setup` resolves, pin every image, give every
 awaited service a healthcheck, and configure Kafka's listeners consistently. The job's code must
@@ -17,7 +17,7 @@ import re
 import subprocess
 import sys
 from importlib.metadata import packages_distributions, version
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
@@ -25,13 +25,17 @@ import yaml
 from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS
 from emr_jobs.core.kafka import KafkaSettings
 from emr_jobs.core.paths import REPO_ROOT
-from emr_jobs.settings import JobSettings
+from emr_jobs.settings import AlertSettings, JobSettings
 from scripts.artifacts import PYTHON_REQUIREMENTS, canonical_name, read_pins
 from scripts.run_job import ICEBERG_JARS_DIR, S3A_JARS_DIR, SPARK_JARS_DIR
 
 LOCAL = REPO_ROOT / "local"
 COMPOSE_FILE = LOCAL / "docker-compose.yml"
-README = REPO_ROOT / "README.md"
+#: The compose stack's documentation: the "Compose stack (Docker)" section.
+README = LOCAL / "README.md"
+#: The settings tables: the shared ones (top README), the producer's, the job's and its alerts'.
+SETTINGS_READMES = (REPO_ROOT / "README.md", REPO_ROOT / "producer" / "README.md",
+                    REPO_ROOT / "emr_jobs" / "README.md")
 
 #: Containers reach Kafka here; the host reaches it at KafkaSettings' default.
 INTERNAL_BOOTSTRAP = "kafka:29092"
@@ -88,28 +92,28 @@ def port_of(address: str) -> int:
 
 
 def readme_compose_services() -> list[str]:
-    """Service names in the first column of the tables in the README's compose section."""
-    text = README.read_text(encoding="utf-8")
-    match = re.search(r"^## Compose stack \(Docker\)\n(.*?)(?=^## )", text, re.S | re.M)
-    assert match, "README has no '## Compose stack (Docker)' section"
-    names = re.findall(r"^\| `([a-z0-9-]+)` \|", match.group(1), re.M)
-    assert names, "the README's compose section has no table of services"
+    """Service names in the first column of the tables in local/README.md's compose section."""
+    names = re.findall(r"^\| `([a-z0-9-]+)` \|", readme_section("Compose stack (Docker)"), re.M)
+    assert names, "local/README.md's compose section has no table of services"
     return names
 
 
-def readme_section(title: str) -> str:
-    text = README.read_text(encoding="utf-8")
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## )", text, re.S | re.M)
-    assert match, f"README has no '## {title}' section"
+def readme_section(title: str, readme: Path = README) -> str:
+    text = readme.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    where = readme.relative_to(REPO_ROOT)
+    assert match, f"{where} has no '## {title}' section"
     return match.group(1)
 
 
 def readme_settings() -> set[str]:
-    """The variables of the README's settings tables: "Settings" and "Alert settings"."""
-    text = README.read_text(encoding="utf-8")
-    alerts = re.search(r"^### Alert settings\n(.*?)(?=^##)", text, re.S | re.M)
-    assert alerts, "README has no '### Alert settings' section"
-    tables = readme_section("Settings") + alerts.group(1)
+    """The variables of the READMEs' settings tables: each "Settings" section (the shared
+    settings in the top README, the producer's and the job's) and the job's "Alert settings"."""
+    tables = "".join(readme_section("Settings", readme) for readme in SETTINGS_READMES)
+    job_readme = (REPO_ROOT / "emr_jobs" / "README.md").read_text(encoding="utf-8")
+    alerts = re.search(r"^### Alert settings\n(.*?)(?=^##|\Z)", job_readme, re.S | re.M)
+    assert alerts, "emr_jobs/README.md has no '### Alert settings' section"
+    tables += alerts.group(1)
     return set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \|", tables, re.M))
 
 
@@ -145,7 +149,7 @@ def test_every_variable_taken_from_the_shell_is_documented_in_the_compose_sectio
     assert {"LAKE_BUCKET", "LAKE_DATABASE", "JOB_TRIGGER", "MINIO_ROOT_USER"} <= passed
     section = readme_section("Compose stack (Docker)")
     missing = sorted(v for v in passed if f"`{v}`" not in section)
-    assert not missing, f"README's compose section does not mention {missing}"
+    assert not missing, f"local/README.md's compose section does not mention {missing}"
 
 
 def test_there_is_no_zookeeper(services):
@@ -344,13 +348,35 @@ def test_the_topics_service_creates_every_contract_s_topic(services, tmp_path):
     assert describe.endswith("--describe --topic " + ",".join(created))
 
 
+def declared_variables(*classes: type) -> set[str]:
+    """The variables settings classes declare, with the contracts' topic variables for Kafka."""
+    names = {variable for cls in classes for variable, _ in cls.variables()}
+    if KafkaSettings in classes:
+        names |= {c.topic_env for c in CONTRACTS.values()}
+    return names
+
+
+def settings_classes() -> list[type]:
+    """Every component's settings class (they all derive from the core's ``Settings``)."""
+    import producer.settings  # noqa: F401 - each import registers its classes
+    import scripts.alerts.settings  # noqa: F401
+    import scripts.dashboard.settings  # noqa: F401
+    import scripts.topics  # noqa: F401
+    from emr_jobs.core.settings import Settings
+
+    found, todo = [], [Settings]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            found.append(sub)
+            todo.append(sub)
+    return found
+
+
 def project_variables() -> set[str]:
-    """Every environment variable the project's code reads."""
-    pattern = re.compile(
-        r"(?:env_(?:str|int|float|choice)\(\s*\w+,\s*|environ(?:\.get)?\(\s*|getenv\(\s*)"
-        r"\"([A-Z][A-Z0-9_]+)\""
-    )
-    names = {c.topic_env for c in CONTRACTS.values()}
+    """Every environment variable the project's code reads: the settings classes' variables,
+    and the few read directly from the environment."""
+    pattern = re.compile(r"(?:environ(?:\.get)?\(\s*|getenv\(\s*)\"([A-Z][A-Z0-9_]+)\"")
+    names = declared_variables(*settings_classes())
     for folder in ("emr_jobs", "producer", "scripts"):
         for path in (REPO_ROOT / folder).rglob("*.py"):
             names |= set(pattern.findall(path.read_text(encoding="utf-8")))
@@ -392,37 +418,17 @@ def test_the_job_settings_are_valid_and_the_lake_is_s3a_on_the_bucket_minio_init
     assert job.database == JobSettings().database
 
 
-class _Reads(dict):
-    """An environment that records every variable a ``from_env`` asks for."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        super().__init__(env)
-        self.asked: set[str] = set()
-
-    def get(self, key, default=None):
-        self.asked.add(key)
-        return super().get(key, default)
-
-    def __getitem__(self, key):
-        self.asked.add(key)
-        return super().__getitem__(key)
-
-    def __contains__(self, key) -> bool:
-        self.asked.add(key)
-        return super().__contains__(key)
-
-
 def test_the_job_service_passes_only_settings_the_job_reads_and_the_readme_documents(services):
     env = environment(services["spark-submit"])
-    reads = _Reads(env)
-    JobSettings.from_env(reads)
-    KafkaSettings.from_env(reads)
-    assert {"LAKE_URI", "LAKE_CATALOG", "LAKE_CATALOG_URI", "LAKE_DATABASE"} <= reads.asked
+    JobSettings.from_env(env)
+    KafkaSettings.from_env(env)
+    reads = declared_variables(JobSettings, AlertSettings, KafkaSettings)
+    assert {"LAKE_URI", "LAKE_CATALOG", "LAKE_CATALOG_URI", "LAKE_DATABASE"} <= reads
     settings = set(env) - PLATFORM_VARIABLES
-    unread = sorted(settings - reads.asked)
+    unread = sorted(settings - reads)
     assert not unread, f"spark-submit passes {unread}, which the job's settings never read"
     undocumented = sorted(settings - readme_settings())
-    assert not undocumented, f"README's settings table lacks {undocumented}"
+    assert not undocumented, f"the READMEs' settings tables lack {undocumented}"
 
 
 def test_the_catalog_is_a_sqlite_file_on_a_named_volume_that_only_the_driver_opens(

@@ -168,7 +168,10 @@ def test_glue_type_map_covers_every_contract_type():
 
 
 def test_readme_field_tables_are_generated_from_the_contracts():
-    """README's "Event contracts" section is the output of `python -m scripts.docs`."""
+    """The field tables of emr_jobs/core/contracts/README.md are the output of
+    `python -m scripts.docs`, between the markers that `--write` replaces."""
+    from scripts.docs import README, embed
+
     rendered = subprocess.run(
         [sys.executable, "-m", "scripts.docs"],
         capture_output=True,
@@ -176,8 +179,11 @@ def test_readme_field_tables_are_generated_from_the_contracts():
         check=True,
         cwd=REPO_ROOT,
     ).stdout
-    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert rendered.strip() in readme, "README field tables drifted: run `python -m scripts.docs`"
+    assert README == REPO_ROOT / "emr_jobs" / "core" / "contracts" / "README.md"
+    readme = README.read_text(encoding="utf-8")
+    drifted = "README field tables drifted: run `python -m scripts.docs --write`"
+    assert rendered.strip() in readme, drifted
+    assert embed(readme, rendered) == readme, drifted
 
 
 def test_producer_never_imports_pyspark():

@@ -6,8 +6,8 @@ The job (spark-submit, local master) keeps its Iceberg catalog in a SQLite file 
 its checkpoint through S3A (``hadoop-aws`` 3.3.4 + ``aws-java-sdk-bundle``, resolved by Maven
 into ``.cache/jars/s3a``; Iceberg's HadoopFileIO). The test reads the tables back the way an
 operator does, ``scripts.lake`` (pyiceberg's SqlCatalog and its pyarrow S3 FileIO), and lists the
-objects with boto3. The ``--conf spark.hadoop.fs.s3a.*`` settings are the ones the README gives
-for MinIO or any other S3-compatible endpoint; the compose stack uses the same settings.
+objects with boto3. The ``--conf spark.hadoop.fs.s3a.*`` settings are the ones local/README.md
+gives for MinIO or any other S3-compatible endpoint; the compose stack uses the same settings.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def s3_endpoint(fake_aws_credentials) -> Iterator[str]:
 
 
 def s3a_conf(endpoint: str) -> dict[str, str]:
-    """What points S3A at an S3-compatible endpoint (README: "The lake on any S3-compatible
-    store"). Only this test passes keys as settings, and they are moto's fake ones."""
+    """What points S3A at an S3-compatible endpoint (local/README.md: "The lake on any
+    S3-compatible store"). Only this test passes keys as settings, and they are moto's fake ones."""
     return {
         "spark.hadoop.fs.s3a.endpoint": endpoint,
         "spark.hadoop.fs.s3a.endpoint.region": REGION,

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal, Self
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+
+# typing.Self is Python 3.11; the compose stack's Spark image runs the job on 3.10.
+from typing_extensions import Self  # noqa: UP035
 
 from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, LAKE
 from emr_jobs.core.settings import Settings, SettingsError, setting
