@@ -24,7 +24,7 @@ Only events that pass their contract count; invalid ones are the lake writer's t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from functools import reduce
 from typing import TYPE_CHECKING
@@ -92,7 +92,11 @@ def _nearest_sections(road: tuple[RoadSection, ...]):
     # Real classes, not the strings `from __future__ import annotations` would leave.
     nearest.__annotations__ = {"latitude": pd.Series, "longitude": pd.Series,
                                "return": pd.DataFrame}
-    return pandas_udf("index int, routeKm double, offKm double")(nearest)
+    # pyspark's stubs only have the deprecated functionType overloads, not the type-hint form
+    # (the UDF's kind comes from the annotations above), which pyspark 3 documents and prefers.
+    return pandas_udf("index int, routeKm double, offKm double")(  # type: ignore[call-overload]
+        nearest
+    )
 
 
 def with_placement(
@@ -749,7 +753,7 @@ def start_queries(
     kafka: KafkaSettings,
     job: JobSettings,
     settings: AlertSettings,
-    trigger: dict[str, object],
+    trigger: Mapping[str, object],
 ) -> list:
     """Start the three queries (Kafka sinks, own checkpoints) in the ``alerts`` scheduler pool."""
     check_python_packages()
@@ -766,10 +770,16 @@ def start_queries(
                 .option("topic", kafka.topic(stream))
                 .option("checkpointLocation", job.query_checkpoint(name))
                 .outputMode("append")
-                .trigger(**trigger)
+                # pyspark types trigger() as one overload per keyword; a mapping holding exactly
+                # one of them (built by emr_jobs.job) matches none of them statically.
+                .trigger(**trigger)  # type: ignore[call-overload]
                 .start()
             )
             queries.append(query)
     finally:
-        spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
+        # None removes the property (Spark's SparkContext.setLocalProperty documents null as
+        # "remove"); pyspark's annotation allows only str.
+        spark.sparkContext.setLocalProperty(
+            "spark.scheduler.pool", None  # type: ignore[arg-type]
+        )
     return queries

@@ -75,7 +75,11 @@ def parse_events(kafka_rows: DataFrame, contract: Contract) -> DataFrame:
     parsed = F.struct(
         F.from_json(raw, _parse_schema(contract), JSON_OPTIONS).alias("event"),
         # Top-level keys as text: tells "missing" from "present with the wrong type".
-        F.from_json(raw, T.MapType(T.StringType(), T.StringType())).alias("rawFields"),
+        # pyspark's annotation omits MapType, which from_json takes like any DataType (its doc
+        # says "DataType or str").
+        F.from_json(
+            raw, T.MapType(T.StringType(), T.StringType())  # type: ignore[arg-type]
+        ).alias("rawFields"),
     )
     return kafka_rows.select(
         raw.alias("rawValue"),

@@ -252,7 +252,9 @@ def send_events(
     event. SIGINT/SIGTERM stop the loop; what was produced is still flushed and counted.
     """
     if serialize is None:
-        from producer.wire import to_json_bytes as serialize
+        from producer.wire import to_json_bytes
+
+        serialize = to_json_bytes
     report = DeliveryReport()
     config = producer_config(settings, token_callback=token_callback)
     if delivery_timeout is not None:

@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 
 from emr_jobs.core.paths import REPO_ROOT
 
@@ -89,6 +90,15 @@ _LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2
 
 class ArtifactsError(RuntimeError):
     """The job cannot be packaged or uploaded; the message says why and what to do."""
+
+
+class UploadResult(TypedDict):
+    """What ``upload`` and ``upload_python_packages`` did."""
+
+    uri: str
+    version: str
+    uploaded: list[str]  # the keys written
+    skipped: bool  # the same content was already there
 
 
 @dataclass(frozen=True)
@@ -220,7 +230,7 @@ def version_prefix(version: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 def upload(
     s3, bundle: Bundle, bucket: str, *, prefix: str = DEFAULT_PREFIX, force: bool = False
-) -> dict[str, object]:
+) -> UploadResult:
     """Upload the bundle to ``s3://<bucket>/<prefix>/<version>/``; manifest last, then latest.json.
 
     Returns ``{"uri", "version", "uploaded": [keys], "skipped": bool}``. An upload whose
@@ -452,7 +462,7 @@ def build_python_packages(
 
 def upload_python_packages(
     s3, packages: Bundle, bucket: str, *, prefix: str = PYTHON_PREFIX, force: bool = False
-) -> dict[str, object]:
+) -> UploadResult:
     """Upload the wheel set to ``s3://<bucket>/python/<set>/``, the manifest last.
 
     A set already there is skipped. Other wheels under the same name are refused (unless

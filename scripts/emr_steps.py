@@ -109,6 +109,17 @@ class JobStep:
         return env
 
 
+def _manifest_keys(manifest: Mapping[str, object], entry: str) -> list[str]:
+    """The artifact keys the manifest lists under ``entry`` (``jars``, ``py_files``)."""
+    keys = manifest.get(entry)
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ArtifactsError(
+            f"the artifacts manifest's {entry!r} is not a list of keys: {keys!r}; "
+            "upload the artifacts again with `python -m scripts.artifacts upload`"
+        )
+    return keys
+
+
 def spark_submit_args(step: JobStep) -> list[str]:
     """The ``spark-submit`` command line that ``command-runner.jar`` runs on the primary node."""
     manifest = step.manifest
@@ -117,8 +128,8 @@ def spark_submit_args(step: JobStep) -> list[str]:
         "--master", "yarn",
         "--deploy-mode", "cluster",
         "--name", step.name,
-        "--jars", ",".join(step.uri(j) for j in manifest["jars"]),
-        "--py-files", ",".join(step.uri(p) for p in manifest["py_files"]),
+        "--jars", ",".join(step.uri(j) for j in _manifest_keys(manifest, "jars")),
+        "--py-files", ",".join(step.uri(p) for p in _manifest_keys(manifest, "py_files")),
         "--conf", f"spark.pyspark.python={step.python}",
         "--conf", f"spark.pyspark.driver.python={step.python}",
         "--conf", f"spark.executorEnv.AWS_REGION={step.region}",
@@ -164,7 +175,7 @@ def steps_named(emr, cluster_id: str, name: str, states: Sequence[str] = ()) -> 
     kwargs: dict[str, object] = {"ClusterId": cluster_id}
     if states:
         kwargs["StepStates"] = list(states)
-    found = []
+    found: list[dict] = []
     for page in emr.get_paginator("list_steps").paginate(**kwargs):
         found.extend(s for s in page["Steps"] if s["Name"] == name)
     return found
@@ -414,11 +425,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "stop":
             print("\n".join(stop(emr, cluster_id, args.name, force=args.force)))
         else:
-            step_id = args.step_id or (status(emr, cluster_id, args.name).step or {}).get("Id")
-            if not step_id:
+            logged_id: str | None = (
+                args.step_id or (status(emr, cluster_id, args.name).step or {}).get("Id")
+            )
+            if not logged_id:
                 raise StepError(f"{args.name} was never submitted on {cluster_id}; pass --step-id")
             s3 = boto3.client("s3", region_name=args.region)
-            print(format_logs(log_locations(emr, cluster_id, step_id, s3)))
+            print(format_logs(log_locations(emr, cluster_id, logged_id, s3)))
     except StepConflict as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

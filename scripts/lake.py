@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -98,11 +99,22 @@ def read_table(
     return table.scan(snapshot_id=snapshot_id, **options).to_arrow()
 
 
-def snapshots(name: str, job: JobSettings | None = None) -> list[dict[str, object]]:
+class Snapshot(TypedDict):
+    """One snapshot of a table, as :func:`snapshots` lists them."""
+
+    snapshot_id: int
+    committed: datetime
+    operation: str
+    batch: str | None  # the job's batch id tag; None for snapshots the job did not write
+    added_records: int
+    data_files: int
+
+
+def snapshots(name: str, job: JobSettings | None = None) -> list[Snapshot]:
     """The table's snapshots, oldest first: id, time, operation and the job's batch tags."""
     job = job or JobSettings.from_env()
     table = catalog(job).load_table((job.database, name))
-    out = []
+    out: list[Snapshot] = []
     for snap in table.snapshots():
         summary = snap.summary.additional_properties if snap.summary else {}
         out.append(

@@ -41,7 +41,11 @@ def connect(
     settings: KafkaSettings, *, timeout: float = 10.0, token_callback: TokenCallback | None = None
 ) -> AdminClient:
     """An admin client that has reached the cluster, or a clear error within ``timeout``."""
-    admin = AdminClient(admin_config(settings, token_callback=token_callback))
+    # confluent-kafka's stub types the config as str/int/float/bool values only, but AdminClient
+    # takes the callables and objects librdkafka's Python binding documents ("logger", "oauth_cb").
+    admin = AdminClient(
+        admin_config(settings, token_callback=token_callback)  # type: ignore[arg-type]
+    )
     try:
         admin.list_topics(timeout=timeout)
     except KafkaException as err:

@@ -163,14 +163,16 @@ class AlertHandler:
             return None
         if self.too_old(alert):
             self.counts.skipped_old += 1
-            return self.done(alert)
+            self.done(alert)
+            return None
         try:
             claim = self.ledger.claim(alert.id)
         except LedgerError as err:
             return self.defer(alert, f"the ledger failed: {err}")
         if claim.state is ClaimState.SENT:
             self.counts.already_notified += 1
-            return self.done(alert)
+            self.done(alert)
+            return None
         if claim.state is ClaimState.BUSY:
             wait = max(claim.lease_until - self.clock(), 0.0) + 0.1
             log.info(
@@ -201,15 +203,16 @@ class AlertHandler:
                 self.ledger.release(alert.id, claim.token, frozenset(delivered))
             return self.defer(alert, "the ledger could not mark it sent")
         self.counts.notified += 1
-        return self.done(alert)
+        self.done(alert)
+        return None
 
     def done(self, alert: Alert) -> None:
         self.failures.pop(alert.id, None)
         self.waiting.discard(alert.id)
-        return None
 
     def decode(self, msg: Message) -> Alert | None:
-        where = f"{msg.topic()} partition {msg.partition()} offset {msg.offset()}"
+        topic, partition, offset = _position(msg)
+        where = f"{topic} partition {partition} offset {offset}"
         value = msg.value()
         if not value:
             log.warning("skipped a bad record at %s: empty value", where)
@@ -233,9 +236,9 @@ class AlertHandler:
             id=record["id"],
             record=record,
             raw=value,
-            topic=msg.topic(),
-            partition=msg.partition(),
-            offset=msg.offset(),
+            topic=topic,
+            partition=partition,
+            offset=offset,
         )
 
     def too_old(self, alert: Alert) -> bool:
@@ -319,7 +322,8 @@ class OffsetBook:
         self.committed: dict[tuple[str, int], int] = {}
 
     def advance(self, msg: Message) -> None:
-        self.done[(msg.topic(), msg.partition())] = msg.offset() + 1
+        topic, partition, offset = _position(msg)
+        self.done[(topic, partition)] = offset + 1
 
     def commit(self, only: set[tuple[str, int]] | None = None) -> None:
         offsets = [
@@ -358,6 +362,18 @@ class _Progress:
             log.info("progress: %s", counts.line())
 
 
+def _position(msg: Message) -> tuple[str, int, int]:
+    """A consumed record's topic, partition and offset. librdkafka sets all three on every
+    record that is not an error event; without them nothing could be committed or rewound."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise ForwarderError(
+            f"Kafka handed over a record without a position (topic {topic!r}, "
+            f"partition {partition}, offset {offset})"
+        )
+    return topic, partition, offset
+
+
 def _consumer_error(err: KafkaError) -> None:
     if err.fatal():
         raise ForwarderError(f"Kafka consumer failed: {err.str()}")
@@ -392,10 +408,12 @@ def run_loop(
         blocked: set[tuple[str, int]] = set()
         wait = 0.0
         for msg in messages:
-            if msg.error() is not None:
-                _consumer_error(msg.error())
+            err = msg.error()
+            if err is not None:
+                _consumer_error(err)
                 continue
-            key = (msg.topic(), msg.partition())
+            topic, partition, _offset = _position(msg)
+            key = (topic, partition)
             if key in blocked:
                 continue  # behind a deferred record: read again after the rewind
             if stop.is_set() or (
@@ -417,12 +435,13 @@ def run_loop(
 
 def _rewind(consumer: Consumer, msg: Message) -> None:
     """Fetch ``msg``'s partition again from ``msg`` (librdkafka drops what it prefetched)."""
+    topic, partition, offset = _position(msg)
     try:
-        consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+        consumer.seek(TopicPartition(topic, partition, offset))
     except KafkaException as err:
         # Going on could commit past the deferred record; stopping keeps it for the next start.
         raise ForwarderError(
-            f"cannot rewind {msg.topic()} partition {msg.partition()} to offset {msg.offset()} "
+            f"cannot rewind {topic} partition {partition} to offset {offset} "
             f"to retry an alert: {err.args[0]}"
         ) from None
 

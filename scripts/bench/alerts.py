@@ -83,7 +83,10 @@ class Listener(threading.Thread):
                 if message is None or message.error():
                     continue
                 now = time.time()
-                value = json.loads(message.value())
+                raw = message.value()
+                if raw is None:  # the job never writes tombstones to these topics
+                    raise RuntimeError(f"a record without a value on {message.topic()}")
+                value = json.loads(raw)
                 if message.topic() == conditions:
                     self.arrivals.conditions.append((value, now))
                     continue

@@ -126,15 +126,15 @@ def steady_drain_of(batches: Sequence[Batch]) -> Drain:
 
 
 def drain_of(batches: Sequence[Batch]) -> Drain:
-    done = [b for b in batches if b.end is not None]
+    done = [(b, b.end) for b in batches if b.end is not None]  # with their commit times
     if not done:
         return Drain(0, 0.0, 0.0)
-    start = min(b.start for b in done)
-    with_rows = [b for b in done if b.rows > 0] or done
+    start = min(b.start for b, _ in done)
+    with_rows = [(b, end) for b, end in done if b.rows > 0] or done
     return Drain(
-        rows=sum(b.rows for b in done),
-        seconds=max(b.end for b in with_rows) - start,
-        all_seconds=max(b.end for b in done) - start,
+        rows=sum(b.rows for b, _ in done),
+        seconds=max(end for _, end in with_rows) - start,
+        all_seconds=max(end for _, end in done) - start,
     )
 
 
@@ -285,8 +285,8 @@ class JobProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.running():
             batches = checkpoint_batches(self.lake_dir, self.settings)
-            ends = [b.end for b in batches]
-            if batches and None not in ends and time.time() - max(ends) >= quiet:
+            ends = [b.end for b in batches if b.end is not None]
+            if batches and len(ends) == len(batches) and time.time() - max(ends) >= quiet:
                 return True
             time.sleep(0.5)
         return False

@@ -181,7 +181,8 @@ def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: S
     per_phase = row_latencies(lake_dir, phases)
     batches = checkpoint_batches(lake_dir, settings)
     commits = table_commits(lake_dir)
-    out = {"trigger_seconds": trigger, "phases": {}, "driver_peak_rss": peaks,
+    phase_figures: dict[str, dict[str, object]] = {}
+    out = {"trigger_seconds": trigger, "phases": phase_figures, "driver_peak_rss": peaks,
            "job_stopped_cleanly": stopped_cleanly,
            "profile": {**job.profile(),
                        "process_cpu_s": job.cpu, "jvm_threads_cpu_s": job.jvm_threads,
@@ -200,7 +201,7 @@ def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: S
                                else phase.drain_seconds)
         held = [b for b in batches if b.end is not None and b.rows > 0
                 and phase.start <= b.end and b.start <= drained]
-        out["phases"][str(int(phase.rate))] = {
+        phase_figures[str(int(phase.rate))] = {
             "rate": phase.rate,
             "achieved_rate": phase.sent / span if span > 0 else 0.0,
             "seconds": phase.seconds,

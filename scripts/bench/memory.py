@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -106,7 +106,7 @@ class TreeSampler(threading.Thread):
             self.peaks["total"] = max(self.peaks["total"], sum(by_role.values()))
             self._stop_event.wait(self.interval)
 
-    def stop(self) -> Mapping[str, int]:
+    def stop(self) -> dict[str, int]:
         self._stop_event.set()
         self.join(5)
         return dict(self.peaks)

@@ -112,11 +112,13 @@ def producer_section(plan: Plan, bootstrap: str) -> dict:
     for rep in range(plan.repeats):
         for v in plan.vehicles:
             # Each producer run is paired with a ceiling run next to it; the order alternates.
-            pair: list[Callable[[], None]] = [
-                lambda v=v: sims[v].append(producer_rate.simulator_only(v, plan.producer_events)),
-                lambda v=v: prods[v].append(
-                    producer_rate.producer(settings, v, plan.producer_events)),
-            ]
+            def simulator_run(v: int = v) -> None:
+                sims[v].append(producer_rate.simulator_only(v, plan.producer_events))
+
+            def producer_run(v: int = v) -> None:
+                prods[v].append(producer_rate.producer(settings, v, plan.producer_events))
+
+            pair: list[Callable[[], None]] = [simulator_run, producer_run]
             for run in pair[:: -1 if rep % 2 else 1]:
                 run()
             log.info("producer %d vehicles: %.0f ev/s (simulator only %.0f ev/s)", v,

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-def figure(runs: Sequence[float], unit: str) -> dict[str, object]:
-    """A figure as the report stores it: median, min and max of ``runs``, and the runs."""
+def figure(runs: Sequence[float | None], unit: str) -> dict[str, object]:
+    """A figure as the report stores it: median, min and max of ``runs``, and the runs (None
+    and infinite runs do not count)."""
     values = [float(v) for v in runs if v is not None and math.isfinite(v)]
     if not values:
         return {"median": None, "min": None, "max": None, "n": 0, "unit": unit, "runs": []}

@@ -159,6 +159,9 @@ def serve(args: argparse.Namespace) -> int:
                 rewind_minutes=args.rewind or 0.0,
                 run_job=not args.no_job,
             ).start()
+            if demo.kafka is None or demo.job_settings is None:  # start() sets both or raises
+                demo.stop()
+                raise RuntimeError("the demo started without its Kafka and job settings")
             kafka, job = demo.kafka, demo.job_settings
         else:
             kafka, job = KafkaSettings.from_args(args), JobSettings.from_args(args)

@@ -128,12 +128,17 @@ class LiveFeed(threading.Thread):
                 continue
             vehicles: list[dict] = []
             for msg in messages:
-                err = msg.error()
-                if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("kafka: %s", err)
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("kafka: %s", error)
                     continue
                 topic = msg.topic()
+                if topic is None:  # librdkafka names the topic of every record that is no error
+                    raise RuntimeError(
+                        f"kafka handed over a record without a topic "
+                        f"(partition {msg.partition()}, offset {msg.offset()})"
+                    )
                 try:
                     value = orjson.loads(msg.value() or b"null")
                 except orjson.JSONDecodeError:

@@ -315,6 +315,7 @@ class HealthMonitor(threading.Thread):
                 "liveFreshnessS": None if newest_live is None else now - newest_live / 1000,
                 **{k: v for k, v in lake.items() if k != "lakeNewestEventMs"},
             }
+        job: dict[str, object]
         if self.checkpoint is None:
             job = {"state": "n/a", "detail": "the checkpoint is not on this machine's disk"}
         elif progress is None:

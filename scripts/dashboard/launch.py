@@ -41,15 +41,16 @@ class DashboardProcess:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> DashboardProcess:
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log, "ab") if self.log else None  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "scripts.dashboard", *self.args],
-                cwd=REPO_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT, env=self.env,
+                stdout=subprocess.DEVNULL if out is None else out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         finally:
-            if self.log:
+            if out is not None:
                 out.close()
         self.wait_ready(timeout)
         return self
