@@ -72,7 +72,7 @@ class JobStep:
     region: str
     database: str  # LAKE_DATABASE: the Glue database Terraform creates (output glue_database_name)
     trigger: str = "processingTime"  # processingTime | availableNow
-    trigger_interval: str = "10 seconds"
+    trigger_interval: str = JobSettings.model_fields["trigger_interval"].default
     python: str = EMR_PYTHON
     name: str = JOB_NAME
     # The contracts' topics: the ones infra/ creates and grants access to.
@@ -360,7 +360,7 @@ def build_step(args: argparse.Namespace, s3, kafka) -> JobStep:
         region=args.region,
         database=database,
         trigger="availableNow" if args.available_now else "processingTime",
-        trigger_interval=args.trigger_interval,
+        trigger_interval=args.setting_trigger_interval or JobStep.trigger_interval,
         python=args.python,
         name=args.name,
         extra_env=_env_pairs(args.env),
@@ -388,7 +388,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--bootstrap-servers", help="skip the get_bootstrap_brokers look-up")
     p.add_argument("--available-now", action="store_true",
                    help="process what is in the topics, then stop (default: run continuously)")
-    p.add_argument("--trigger-interval", default="10 seconds", help="continuous trigger interval")
+    JobSettings.add_flags(p, "trigger_interval")
     p.add_argument("--python", default=EMR_PYTHON, help=f"Python on the nodes ({EMR_PYTHON})")
     p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                    help="more driver environment, e.g. JOB_STARTING_OFFSETS=latest (repeatable)")
