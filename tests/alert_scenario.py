@@ -2,7 +2,8 @@
 approaching it, passing it, far behind it and stopped, a speeding camera sighting, snow on a
 section, and bad input. ``EXPECTED`` is the exact set of alerts the job must raise.
 
-Positions come from the route (``producer.route``), so every event sits on a known section.
+Positions come from the route (``producer.simulator.route``), so every event sits on a known
+section.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from emr_jobs.core.contracts import CONTRACTS, format_timestamp
-from producer.route import load_route
+from producer.simulator.route import load_route
 
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 INCIDENT_KM = 80.0  # M40, section "horton"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
+import subprocess
+import sys
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import replace
@@ -13,9 +17,11 @@ import pytest
 
 from emr_jobs.core.contracts import CONTRACTS, STREAMS, format_timestamp, parse_timestamp
 from emr_jobs.core.contracts.roads import haversine_m
-from producer.route import load_route
+from emr_jobs.core.paths import REPO_ROOT
 from producer.simulator import MAX_VEHICLES, Event, Simulation, SimulationOptions, simulate
-from producer.weather import WeatherField
+from producer.simulator.payloads import uuid4_source
+from producer.simulator.route import load_route
+from producer.simulator.weather import WeatherField
 from producer.wire import from_json_bytes, to_json_bytes
 
 ROUTE = load_route()
@@ -133,7 +139,8 @@ def test_the_same_seed_gives_the_same_stream(default_events):
     again = list(simulate(DEFAULT))
     assert _wire(again) == _wire(default_events)
     assert [(e.stream, e.key, e.emit_time, e.injected) for e in again] == [
-        (e.stream, e.key, e.emit_time, e.injected) for e in default_events]
+        (e.stream, e.key, e.emit_time, e.injected) for e in default_events
+    ]
     first = list(simulate(replace(DEFAULT, max_events=500)))
     assert _wire(first) == _wire(default_events[:500])
 
@@ -145,14 +152,144 @@ def test_a_different_seed_gives_a_different_stream(default_events):
 
 
 def test_a_vehicles_make_and_model_depend_only_on_the_seed_and_its_number():
-    small = {e.key: e.payload for e in simulate(replace(DEFAULT, vehicles=3, max_events=200))
-             if e.stream == "vehicle"}
-    large = {e.key: e.payload for e in simulate(replace(DEFAULT, vehicles=50, max_events=2000))
-             if e.stream == "vehicle" and e.key in small}
+    small = {
+        e.key: e.payload
+        for e in simulate(replace(DEFAULT, vehicles=3, max_events=200))
+        if e.stream == "vehicle"
+    }
+    large = {
+        e.key: e.payload
+        for e in simulate(replace(DEFAULT, vehicles=50, max_events=2000))
+        if e.stream == "vehicle" and e.key in small
+    }
     fields = ("make", "model", "year", "fuelType", "vehicleType")
     assert small.keys() == large.keys()
     for key, payload in small.items():
         assert [payload[f] for f in fields] == [large[key][f] for f in fields]
+
+
+# The whole stream, pinned. Each digest is the SHA-256 of every event (stream, key, emit time,
+# injected flag and payload as JSON in wire order), in order, then the run's stats, as the
+# simulator produced them before it was split into a package (commit 68efb14). The simulator is
+# deterministic by seed, so a digest changes only when an event does: a refactor or an
+# optimisation must keep them all; a deliberate change to the simulation updates them and says
+# why. The cases cover a whole journey, injection (late and duplicate copies, whose random
+# draws come in a fixed order), a large fleet cut by max_events, odd tick and weather periods
+# with a start time off the millisecond in another offset, and arrival within a long tick.
+GOLDEN_STREAMS = {
+    "three_vehicles_seed_7": (
+        {"vehicles": 3, "seed": 7},
+        8845,
+        "45f550f4806a8f6e070a8b9b53bb75f67000ee7c981285c5b80a6c7f5aee1b08",
+    ),
+    "late_and_duplicates": (
+        {
+            "vehicles": 10,
+            "seed": 11,
+            "tick_seconds": 10.0,
+            "late_fraction": 0.2,
+            "duplicate_fraction": 0.1,
+            "late_max_seconds": 45.0,
+            "incident_rate_per_hour": 6.0,
+        },
+        17142,
+        "fa3d2ee61fecbb95ff5b4e298d45a34d8d580a0ab550d4ff381b03a54952a816",
+    ),
+    "max_events_of_a_large_fleet": (
+        {"vehicles": 1000, "seed": 42, "max_events": 50_000},
+        50_000,
+        "bfde8f09781d94d91b28d5ed76217f393ad10847f79c8e6422f8e722f56e9c23",
+    ),
+    "odd_ticks_and_start": (
+        {
+            "vehicles": 4,
+            "seed": 3,
+            "tick_seconds": 0.7,
+            "weather_every_seconds": 7.5,
+            "incident_rate_per_hour": 20.0,
+            "max_events": 40_000,
+            "start_time": datetime(
+                2026, 7, 1, 23, 58, 59, 999_999, tzinfo=timezone(timedelta(hours=1))
+            ),
+        },
+        40_000,
+        "2c2b9de859423d1a6256d5eda2807eb68426d4bdae92d491c7b0714e6668467d",
+    ),
+    "long_ticks_with_injection": (
+        {
+            "vehicles": 2,
+            "seed": 5,
+            "tick_seconds": 120.0,
+            "incident_rate_per_hour": 4.0,
+            "late_fraction": 0.5,
+            "duplicate_fraction": 0.5,
+        },
+        768,
+        "68f3e674a899d01e7c0d237f8af6a9343cd2e503c7012b2aca64d72c3fb7734a",
+    ),
+}
+
+
+_DIGESTED_STATS = (
+    "vehicles",
+    "events",
+    "by_stream",
+    "late",
+    "duplicates",
+    "incidents",
+    "vehicles_arrived",
+)
+
+
+def _stream_digest(options: SimulationOptions) -> tuple[int, str]:
+    sim = Simulation(options)
+    digest = hashlib.sha256()
+    count = 0
+    for e in sim.events():
+        record = [e.stream, e.key, e.emit_time.isoformat(), e.injected, e.payload]
+        digest.update(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
+        digest.update(b"\n")
+        count += 1
+    stats = [getattr(sim.stats, name) for name in _DIGESTED_STATS]
+    digest.update(json.dumps(stats).encode())
+    return count, digest.hexdigest()
+
+
+@pytest.mark.parametrize("case", list(GOLDEN_STREAMS))
+def test_the_stream_for_a_seed_is_exactly_the_pinned_one(case):
+    changes, count, sha256 = GOLDEN_STREAMS[case]
+    assert _stream_digest(SimulationOptions(**changes)) == (count, sha256)
+
+
+def test_a_pair_of_ids_is_the_next_two_ids():
+    new_id, _ = uuid4_source(random.Random(3))
+    _, new_id_pair = uuid4_source(random.Random(3))
+    for _ in range(100):
+        assert new_id_pair() == (new_id(), new_id())
+
+
+# -- purity ------------------------------------------------------------------------------------
+
+
+def test_the_simulator_imports_no_kafka_spark_or_aws_nor_the_producers_client():
+    forbidden = (
+        "confluent_kafka",
+        "pyspark",
+        "boto3",
+        "botocore",
+        "producer.kafka_producer",
+        "producer.kafka_config",
+        "producer.cli",
+        "producer.settings",
+    )
+    code = (
+        "import sys, producer.simulator; forbidden = " + repr(forbidden) + ";"
+        "print(sorted(m for m in sys.modules if m in forbidden or m.split('.')[0] in forbidden))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    ).stdout
+    assert out.strip() == "[]"
 
 
 # -- contracts and ranges ----------------------------------------------------------------------
@@ -178,14 +315,26 @@ def test_every_event_matches_its_contract(default_events):
     assert set(seen) == set(STREAMS)
 
 
-@pytest.mark.parametrize("changes", [
-    {"tick_seconds": 1.0, "vehicles": 3, "max_events": 20_000},
-    {"tick_seconds": 300.0, "vehicles": 20, "weather_every_seconds": 7.5},
-    {"incident_rate_per_hour": 30.0, "late_fraction": 0.3, "duplicate_fraction": 0.3,
-     "late_max_seconds": 90.0, "vehicles": 10, "tick_seconds": 20.0},
-    {"start_time": datetime(2026, 7, 1, 23, 58, 59, 999_999, tzinfo=UTC), "vehicles": 3,
-     "tick_seconds": 10.0},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"tick_seconds": 1.0, "vehicles": 3, "max_events": 20_000},
+        {"tick_seconds": 300.0, "vehicles": 20, "weather_every_seconds": 7.5},
+        {
+            "incident_rate_per_hour": 30.0,
+            "late_fraction": 0.3,
+            "duplicate_fraction": 0.3,
+            "late_max_seconds": 90.0,
+            "vehicles": 10,
+            "tick_seconds": 20.0,
+        },
+        {
+            "start_time": datetime(2026, 7, 1, 23, 58, 59, 999_999, tzinfo=UTC),
+            "vehicles": 3,
+            "tick_seconds": 10.0,
+        },
+    ],
+)
 def test_events_match_their_contracts_whatever_the_options(changes):
     previous = None
     for e in simulate(replace(DEFAULT, **changes)):
@@ -227,7 +376,8 @@ def test_fuel_use_depends_on_the_vehicle():
     for evs in _by_vehicle(events, "vehicle").values():
         p = evs[0].payload
         used[(p["vehicleType"], p["fuelType"])].append(
-            p["fuelLevel"] - evs[-1].payload["fuelLevel"])
+            p["fuelLevel"] - evs[-1].payload["fuelLevel"]
+        )
     assert min(used[("car", "Electric")]) > max(used[("car", "Petrol")])
 
 
@@ -261,8 +411,9 @@ def test_cameras_fire_where_they_are_placed_once_per_vehicle(default_events):
 def test_a_camera_fires_between_the_ticks_around_the_moment_the_vehicle_passes(default_events):
     ticks = _by_vehicle(default_events, "vehicle")
     for key, evs in _by_vehicle(default_events, "traffic_camera").items():
-        odometer = [(_ts(t), t.payload["odometerKm"] * 1000, t.payload["speed"])
-                    for t in ticks[key]]
+        odometer = [
+            (_ts(t), t.payload["odometerKm"] * 1000, t.payload["speed"]) for t in ticks[key]
+        ]
         for e in evs:
             cam_m = next(c.distance_m for c in ROUTE.cameras if c.id == e.payload["cameraId"])
             before = max(o for o in odometer if o[0] <= _ts(e))
@@ -319,8 +470,11 @@ def test_vehicles_close_together_report_similar_weather(default_events):
     samples = [e for e in default_events if e.stream == "weather"]
     pairs = 0
     for a, b in zip(samples, samples[1:], strict=False):
-        if a.key != b.key and abs((_ts(a) - _ts(b)).total_seconds()) < 60 \
-                and _distance_m(a.payload, *b.payload["location"].values()) < 3000:
+        if (
+            a.key != b.key
+            and abs((_ts(a) - _ts(b)).total_seconds()) < 60
+            and _distance_m(a.payload, *b.payload["location"].values()) < 3000
+        ):
             pairs += 1
             assert abs(a.payload["temperature"] - b.payload["temperature"]) < 1.0
     assert pairs > 10
@@ -363,8 +517,9 @@ def injected_run(default_events):
     return list(sim.events()), sim, options
 
 
-def test_injection_adds_the_requested_fractions_of_late_and_duplicate_events(injected_run,
-                                                                             default_events):
+def test_injection_adds_the_requested_fractions_of_late_and_duplicate_events(
+    injected_run, default_events
+):
     events, sim, options = injected_run
     kinds = Counter(e.injected for e in events)
     originals = len(events) - kinds["duplicate"]
@@ -378,7 +533,8 @@ def test_injection_adds_the_requested_fractions_of_late_and_duplicate_events(inj
 def test_injection_keeps_the_same_events_only_reordered_and_repeated(injected_run, default_events):
     events, _, _ = injected_run
     assert sorted(_wire(e for e in events if e.injected != "duplicate")) == sorted(
-        _wire(default_events))
+        _wire(default_events)
+    )
 
 
 def test_a_duplicate_repeats_an_event_with_the_same_id_and_payload(injected_run):
@@ -432,15 +588,18 @@ def test_the_largest_fleet_is_accepted_and_starts_lazily():
     assert not any(e.payload.get("speed") == 0.0 for e in first)
 
 
-@pytest.mark.parametrize("bad", [
-    {"start_time": datetime(2026, 1, 5, 8, 0)},
-    {"tick_seconds": 0},
-    {"late_fraction": 1.5},
-    {"duplicate_fraction": -0.1},
-    {"max_events": -1},
-    {"weather_every_seconds": 0},
-    {"incident_rate_per_hour": -1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"start_time": datetime(2026, 1, 5, 8, 0)},
+        {"tick_seconds": 0},
+        {"late_fraction": 1.5},
+        {"duplicate_fraction": -0.1},
+        {"max_events": -1},
+        {"weather_every_seconds": 0},
+        {"incident_rate_per_hour": -1},
+    ],
+)
 def test_bad_options_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         SimulationOptions(**bad)
@@ -457,8 +616,9 @@ def test_a_longer_tick_still_ends_at_birmingham():
     events = list(simulate(replace(DEFAULT, vehicles=2, tick_seconds=120.0)))
     for evs in _by_vehicle(events, "gps").values():
         assert _distance_m(evs[-1].payload, *DESTINATION) < 100
-    assert Counter(e.payload["cameraId"] for e in events if e.stream == "traffic_camera") == \
-        Counter({c.id: 2 for c in ROUTE.cameras})
+    assert Counter(
+        e.payload["cameraId"] for e in events if e.stream == "traffic_camera"
+    ) == Counter({c.id: 2 for c in ROUTE.cameras})
 
 
 # -- wire form ---------------------------------------------------------------------------------

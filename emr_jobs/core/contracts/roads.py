@@ -4,8 +4,9 @@ Section ``i`` runs from waypoint ``i`` to waypoint ``i + 1`` and is named by the
 at (``id``). Its road, road class and speed limit come from that waypoint. ``start_km`` is the
 route distance of its start, so "ahead on the route" is a comparison of route kilometres.
 
-The simulator (``producer.route``), the job (``emr_jobs.alerts``) and the dashboard all read the
-same file through this module. Standard library only, like the rest of the contracts package.
+The simulator (``producer.simulator.route``), the job (``emr_jobs.alerts``) and the dashboard
+all read the same file through this module. Standard library only, like the rest of the
+contracts package.
 """
 
 from __future__ import annotations

@@ -52,15 +52,26 @@ class _Wave:
         return self.amplitude * math.sin(angle)
 
 
-def _waves(rng: random.Random, amplitudes: tuple[float, ...], wavelength_km: tuple[float, float],
-           period_h: tuple[float, float]) -> tuple[_Wave, ...]:
+def _waves(
+    rng: random.Random,
+    amplitudes: tuple[float, ...],
+    wavelength_km: tuple[float, float],
+    period_h: tuple[float, float],
+) -> tuple[_Wave, ...]:
     out = []
     for amplitude in amplitudes:
         angle = rng.uniform(0.0, 2 * math.pi)
         k = 2 * math.pi / rng.uniform(*wavelength_km)
         omega = rng.choice((-1.0, 1.0)) * 2 * math.pi / rng.uniform(*period_h)
-        out.append(_Wave(k * math.cos(angle), k * math.sin(angle), omega,
-                         rng.uniform(0.0, 2 * math.pi), amplitude))
+        out.append(
+            _Wave(
+                k * math.cos(angle),
+                k * math.sin(angle),
+                omega,
+                rng.uniform(0.0, 2 * math.pi),
+                amplitude,
+            )
+        )
     return tuple(out)
 
 
@@ -105,11 +116,21 @@ class WeatherField:
             dx = (lon - clon) * _KM_PER_DEG_LON
             dy = (lat - clat) * _KM_PER_DEG_LAT
             city += math.exp(-(dx * dx + dy * dy) / (radius * radius))
-        temperature = (seasonal + self._offset + 3.0 * diurnal * (1.0 - 0.5 * cloud)
-                       + sum(w.at(ax, ay, hours) for w in self._temp)
-                       - 1.5 * max(0.0, wet) + 1.2 * city)
-        humidity = min(100.0, max(15.0, 76.0 + 20.0 * wet - 10.0 * diurnal
-                                  + sum(w.at(ax, ay, hours) for w in self._humid)))
+        temperature = (
+            seasonal
+            + self._offset
+            + 3.0 * diurnal * (1.0 - 0.5 * cloud)
+            + sum(w.at(ax, ay, hours) for w in self._temp)
+            - 1.5 * max(0.0, wet)
+            + 1.2 * city
+        )
+        humidity = min(
+            100.0,
+            max(
+                15.0,
+                76.0 + 20.0 * wet - 10.0 * diurnal + sum(w.at(ax, ay, hours) for w in self._humid),
+            ),
+        )
         wind = max(0.0, 16.0 + 6.0 * max(0.0, wet) + sum(w.at(x, y, hours) for w in self._wind))
         rush = math.exp(-((hour - 8.0) ** 2) / 2.0) + math.exp(-((hour - 17.5) ** 2) / 2.0)
         aqi = 0.0
@@ -130,8 +151,9 @@ class WeatherField:
         )
 
 
-def condition_of(temperature: float, precipitation: float, humidity: float, wind_kmh: float,
-                 cloud_cover: float) -> str:
+def condition_of(
+    temperature: float, precipitation: float, humidity: float, wind_kmh: float, cloud_cover: float
+) -> str:
     """The contract's condition enum from the continuous values."""
     if precipitation >= 0.1:
         return "Snow" if temperature <= 0.5 else "Rain"

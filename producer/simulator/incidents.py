@@ -18,8 +18,12 @@ MIN_DURATION_S = 5 * 60
 MAX_DURATION_S = 30 * 60
 
 _WHAT = {
-    "Accident": ("Collision", "Vehicle breakdown in a live lane", "Debris on the carriageway",
-                 "Multi-vehicle collision"),
+    "Accident": (
+        "Collision",
+        "Vehicle breakdown in a live lane",
+        "Debris on the carriageway",
+        "Multi-vehicle collision",
+    ),
     "Fire": ("Vehicle fire", "Grass fire beside the carriageway", "Smoke across the road"),
     "Medical": ("Driver taken ill", "Pedestrian injured", "Ambulance attending a casualty"),
     "Police": ("Police stop", "Police incident, lane closed", "Police escort of a wide load"),

@@ -14,7 +14,6 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from emr_jobs.core.contracts.roads import haversine_m, route_document
@@ -111,8 +110,9 @@ def build_route(doc: dict) -> Route:
         if not 0 < c.min_kmh <= c.max_kmh <= 250:
             raise ValueError(f"road class {c.name!r}: need 0 < min_kmh <= max_kmh <= 250")
     waypoints = tuple(
-        Waypoint(w["id"], w["name"], float(w["lat"]), float(w["lon"]), w.get("road"),
-                 w.get("class"))
+        Waypoint(
+            w["id"], w["name"], float(w["lat"]), float(w["lon"]), w.get("road"), w.get("class")
+        )
         for w in doc["waypoints"]
     )
     if len(waypoints) < 2:
@@ -123,7 +123,8 @@ def build_route(doc: dict) -> Route:
     cum = [0.0]
     bearings, dlat, dlon, lo, hi, cls = [], [], [], [], [], []
     for a, b in zip(waypoints, waypoints[1:], strict=False):
-        if a.road_class not in classes:
+        road_class = classes.get(a.road_class or "")
+        if road_class is None:
             raise ValueError(f"waypoint {a.id!r}: unknown road class {a.road_class!r}")
         length = haversine_m(a.lat, a.lon, b.lat, b.lon)
         if length <= 0:
@@ -132,16 +133,17 @@ def build_route(doc: dict) -> Route:
         bearings.append(round(bearing_deg(a.lat, a.lon, b.lat, b.lon), 1))
         dlat.append((b.lat - a.lat) / length)
         dlon.append((b.lon - a.lon) / length)
-        lo.append(classes[a.road_class].min_kmh)
-        hi.append(classes[a.road_class].max_kmh)
-        cls.append(a.road_class)
+        lo.append(road_class.min_kmh)
+        hi.append(road_class.max_kmh)
+        cls.append(road_class.name)
     index = {w.id: i for i, w in enumerate(waypoints)}
     cameras = []
     for c in doc.get("cameras", []):
         i = index.get(c["waypoint"])
         if i is None or i == 0:
-            raise ValueError(f"camera {c['id']!r}: waypoint {c['waypoint']!r} is not on the route "
-                             "past the start")
+            raise ValueError(
+                f"camera {c['id']!r}: waypoint {c['waypoint']!r} is not on the route past the start"
+            )
         w = waypoints[i]
         road = w.road or waypoints[i - 1].road or ""
         cameras.append(Camera(c["id"], w.id, cum[i], w.lat, w.lon, road))
@@ -174,9 +176,3 @@ def load_route(path: str | Path | None = None) -> Route:
 @lru_cache(maxsize=1)
 def _default_route() -> Route:
     return build_route(route_document())
-
-
-def load_data(name: str) -> dict:
-    """A JSON document from ``producer/data/``."""
-    text = resources.files(__package__).joinpath("data", name).read_text(encoding="utf-8")
-    return json.loads(text)
