@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from types import MappingProxyType
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, Field, ValidationError
 from pydantic.fields import FieldInfo
@@ -134,10 +134,8 @@ class Settings(BaseSettings):
         populate_by_name=True,
         extra="ignore",
         env_ignore_empty=True,
+        str_strip_whitespace=True,  # surrounding blanks in a variable are not its value
     )
-
-    #: Fields ``to_env`` leaves out (values that are not settings of a child process).
-    _not_rendered: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -222,7 +220,7 @@ class Settings(BaseSettings):
         env: dict[str, str] = {}
         for name, info in type(self).model_fields.items():
             value = getattr(self, name)
-            if name in self._not_rendered or value == "" or not _extra(info):
+            if value == "" or not _extra(info):
                 continue
             # None is rendered empty: the child reads an empty variable as unset (its default),
             # even where this process's own environment had set it.

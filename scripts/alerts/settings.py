@@ -12,7 +12,6 @@ from typing import Self
 from urllib.parse import urlparse
 
 from pydantic import field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from emr_jobs.core.paths import REPO_ROOT
 from emr_jobs.core.settings import Settings, setting
@@ -28,9 +27,6 @@ MAX_RETRY_DELAY_SECONDS = 30.0
 
 class ForwarderSettings(Settings):
     """What the forwarder reads, where it notifies and how it remembers."""
-
-    # Surrounding blanks in a variable are not part of its value.
-    model_config = SettingsConfigDict(str_strip_whitespace=True)
 
     group: str = setting("ALERT_FORWARDER_GROUP", DEFAULT_GROUP, "Kafka consumer group")
     max_age_minutes: int = setting(

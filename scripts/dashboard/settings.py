@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from pydantic import field_validator
-from pydantic_settings import SettingsConfigDict
 
 from emr_jobs.core.settings import Settings, setting
 
@@ -22,9 +21,6 @@ _GROUP = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 class DashboardSettings(Settings):
     """The dashboard's own settings."""
-
-    # Surrounding blanks in a variable are not part of its value.
-    model_config = SettingsConfigDict(str_strip_whitespace=True)
 
     #: Loopback by default: anything else is a deliberate choice (the dashboard has no login).
     host: str = setting(
