@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
+from settings_registry import settings_classes
 
 from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, DERIVED_STREAMS
 from emr_jobs.core.kafka import KafkaSettings
@@ -354,22 +355,6 @@ def declared_variables(*classes: type) -> set[str]:
     if KafkaSettings in classes:
         names |= {c.topic_env for c in CONTRACTS.values()}
     return names
-
-
-def settings_classes() -> list[type]:
-    """Every component's settings class (they all derive from the core's ``Settings``)."""
-    import producer.settings  # noqa: F401 - each import registers its classes
-    import scripts.alerts.settings  # noqa: F401
-    import scripts.dashboard.settings  # noqa: F401
-    import scripts.topics  # noqa: F401
-    from emr_jobs.core.settings import Settings
-
-    found, todo = [], [Settings]
-    while todo:
-        for sub in todo.pop().__subclasses__():
-            found.append(sub)
-            todo.append(sub)
-    return found
 
 
 def project_variables() -> set[str]:

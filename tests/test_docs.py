@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from settings_registry import settings_classes
 
 from emr_jobs.core.paths import REPO_ROOT
 
@@ -182,3 +183,58 @@ def test_the_top_readme_keeps_its_sections_and_the_maven_substitutions():
     assert "make run" in text and "make test" in text
     versions = re.search(r"^## Versions and substitutions\n(.*?)(?=^## |\Z)", text, re.S | re.M)
     assert versions and "**substitution**" in versions.group(1)
+
+
+# --- the settings tables ------------------------------------------------------------------------
+
+_ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]+)`\s*\|\s*([^|]*?)\s*\|", re.M)
+_UNSET = {"(unset)", "unset", "(none)", "none", "empty", "(empty)", "", "–", "-"}
+
+
+def documented_defaults() -> dict[str, str]:
+    """Variable -> the default cell of every settings table row (``| `VAR` | default | ...``)."""
+    found: dict[str, str] = {}
+    for readme in readme_files():
+        text = readme.read_text(encoding="utf-8")
+        for table in re.split(r"\n(?!\|)", text):
+            if table.lstrip("\n").startswith("| variable | default"):
+                found.update(_ROW.findall(table))
+    return found
+
+
+def _same(documented: str, default: object) -> bool:
+    """Whether a README's default cell says the code's default. A cell with a ``<placeholder>``
+    describes a default derived at start-up (the code's is empty, or a factory)."""
+    from datetime import datetime
+
+    from pydantic_core import PydanticUndefined
+
+    cell = documented.strip().strip("`").strip()
+    if default is None or default == "" or default is PydanticUndefined:
+        return cell.lower() in _UNSET or "<" in cell
+    if isinstance(default, bool):
+        return cell.lower() == str(default).lower()
+    if isinstance(default, int | float):
+        try:
+            return float(cell.replace(",", "")) == float(default)
+        except ValueError:
+            return False
+    if isinstance(default, datetime):
+        return cell == default.isoformat().replace("+00:00", "Z")
+    return cell == str(default)
+
+
+def test_every_setting_is_documented_with_the_default_the_code_has():
+    """The settings classes hold each default once; the READMEs' tables must say the same."""
+    documented = documented_defaults()
+    missing, wrong = [], []
+    for cls in settings_classes():
+        for variable, info in cls.variables():
+            if variable not in documented:
+                missing.append(f"{cls.__name__}: {variable}")
+            elif not info.is_required() and not _same(
+                documented[variable], info.get_default(call_default_factory=False)
+            ):
+                wrong.append(f"{variable}: README {documented[variable]!r}, code {info.default!r}")
+    assert not missing, f"settings no README table documents: {missing}"
+    assert not wrong, f"README defaults that differ from the code: {wrong}"
