@@ -83,15 +83,20 @@ def _nearest_sections(road: tuple[RoadSection, ...]):
         off = np.hypot(px - (ax + t * dx), py - (ay + t * dy))
         best = last - np.argmin(off[:, ::-1], axis=1)  # the last of equal minima
         rows = np.arange(len(best))
-        return pd.DataFrame({
-            "index": best.astype("int32"),
-            "routeKm": start_km[best] + t[rows, best] * length_km[best],
-            "offKm": off[rows, best],
-        })
+        return pd.DataFrame(
+            {
+                "index": best.astype("int32"),
+                "routeKm": start_km[best] + t[rows, best] * length_km[best],
+                "offKm": off[rows, best],
+            }
+        )
 
     # Real classes, not the strings `from __future__ import annotations` would leave.
-    nearest.__annotations__ = {"latitude": pd.Series, "longitude": pd.Series,
-                               "return": pd.DataFrame}
+    nearest.__annotations__ = {
+        "latitude": pd.Series,
+        "longitude": pd.Series,
+        "return": pd.DataFrame,
+    }
     # pyspark's stubs only have the deprecated functionType overloads, not the type-hint form
     # (the UDF's kind comes from the annotations above), which pyspark 3 documents and prefers.
     return pandas_udf("index int, routeKm double, offKm double")(  # type: ignore[call-overload]
@@ -171,8 +176,10 @@ def valid_events(
         if f.type == "location":
             checks.append(
                 value.isNull()
-                | (value["latitude"].between(*LATITUDE_RANGE)
-                   & value["longitude"].between(*LONGITUDE_RANGE))
+                | (
+                    value["latitude"].between(*LATITUDE_RANGE)
+                    & value["longitude"].between(*LONGITUDE_RANGE)
+                )
             )
         if f.min is not None:
             checks.append(value.isNull() | (value >= f.min))
@@ -271,7 +278,11 @@ def incident_alerts(emergency: DataFrame) -> DataFrame:
             device=F.col("deviceId"),
             incident=F.col("incidentId"),
             message=F.concat_ws(
-                " ", kind, verb, F.lit("on"), where,
+                " ",
+                kind,
+                verb,
+                F.lit("on"),
+                where,
                 F.concat(F.lit("- "), F.coalesce(F.col("description"), F.lit(""))),
             ),
         ),
@@ -312,9 +323,7 @@ def weather_alerts(weather: DataFrame, settings: AlertSettings) -> DataFrame:
     severe = weather.where(F.col("place.section").isNotNull()).withColumn("what", what)
     return severe.where(F.col("what").isNotNull()).select(
         *_alert(
-            id=alert_id(
-                "severe_weather", F.col("place.section"), period.start.cast("string")
-            ),
+            id=alert_id("severe_weather", F.col("place.section"), period.start.cast("string")),
             rule="severe_weather",
             severity=F.when(F.col("what").isin("Snow", "Fog"), "warning").otherwise("info"),
             status=F.lit("Active"),
@@ -342,9 +351,7 @@ def speeding_alerts(camera: DataFrame, settings: AlertSettings) -> DataFrame:
         *_alert(
             id=alert_id("speeding", F.col("id")),
             rule="speeding",
-            severity=F.when(F.col("measuredSpeed") > limit * 1.25, "critical").otherwise(
-                "warning"
-            ),
+            severity=F.when(F.col("measuredSpeed") > limit * 1.25, "critical").otherwise("warning"),
             status=F.lit("Active"),
             timestamp=F.col("timestamp"),
             location=F.col("location"),
@@ -352,9 +359,16 @@ def speeding_alerts(camera: DataFrame, settings: AlertSettings) -> DataFrame:
             device=F.col("deviceId"),
             value=F.col("measuredSpeed"),
             message=F.concat(
-                F.col("deviceId"), F.lit(" at "), _fmt(F.col("measuredSpeed")),
-                F.lit(" km/h past "), F.col("cameraId"), F.lit(" ("), _fmt(limit),
-                F.lit(" km/h limit, "), F.col("place.road"), F.lit(")"),
+                F.col("deviceId"),
+                F.lit(" at "),
+                _fmt(F.col("measuredSpeed")),
+                F.lit(" km/h past "),
+                F.col("cameraId"),
+                F.lit(" ("),
+                _fmt(limit),
+                F.lit(" km/h limit, "),
+                F.col("place.road"),
+                F.lit(")"),
             ),
         ),
         F.col("timestamp").alias("until"),
@@ -375,31 +389,37 @@ def approaching_alerts(gps: DataFrame, emergency: DataFrame, settings: AlertSett
     # each incident is offered to its own bucket and the one before (incidents are few; the
     # many GPS rows are stored once).
     bucket_km = settings.approach_km
-    vehicles = gps.where(F.col("place.section").isNotNull()).select(
-        F.col("deviceId"),
-        F.col("timestamp").alias("seenAt"),
-        F.col("location"),
-        F.col("place.section").alias("section"),
-        F.col("place.routeKm").alias("vehicleKm"),
-        F.floor(F.col("place.routeKm") / bucket_km).alias("bucket"),
-    ).withWatermark("seenAt", settings.watermark)
-    incidents = emergency.where(
-        (F.col("status") == "Active") & F.col("place.section").isNotNull()
-    ).select(
-        F.col("incidentId"),
-        F.col("deviceId").alias("reporter"),
-        F.col("type"),
-        F.col("description"),
-        F.col("place.name").alias("incidentPlace"),
-        F.col("place.routeKm").alias("incidentKm"),
-        F.explode(
-            F.array(
-                F.floor(F.col("place.routeKm") / bucket_km) - 1,
-                F.floor(F.col("place.routeKm") / bucket_km),
-            )
-        ).alias("incidentBucket"),
-        (F.col("timestamp") + F.expr(horizon)).alias("until"),
-    ).withWatermark("until", settings.watermark)
+    vehicles = (
+        gps.where(F.col("place.section").isNotNull())
+        .select(
+            F.col("deviceId"),
+            F.col("timestamp").alias("seenAt"),
+            F.col("location"),
+            F.col("place.section").alias("section"),
+            F.col("place.routeKm").alias("vehicleKm"),
+            F.floor(F.col("place.routeKm") / bucket_km).alias("bucket"),
+        )
+        .withWatermark("seenAt", settings.watermark)
+    )
+    incidents = (
+        emergency.where((F.col("status") == "Active") & F.col("place.section").isNotNull())
+        .select(
+            F.col("incidentId"),
+            F.col("deviceId").alias("reporter"),
+            F.col("type"),
+            F.col("description"),
+            F.col("place.name").alias("incidentPlace"),
+            F.col("place.routeKm").alias("incidentKm"),
+            F.explode(
+                F.array(
+                    F.floor(F.col("place.routeKm") / bucket_km) - 1,
+                    F.floor(F.col("place.routeKm") / bucket_km),
+                )
+            ).alias("incidentBucket"),
+            (F.col("timestamp") + F.expr(horizon)).alias("until"),
+        )
+        .withWatermark("until", settings.watermark)
+    )
     ahead = F.col("incidentKm") - F.col("vehicleKm")
     # The join condition holds only the key and the time range, which Spark turns into state
     # clean-up; the distance and the reporter are a filter on the joined rows.
@@ -409,9 +429,7 @@ def approaching_alerts(gps: DataFrame, emergency: DataFrame, settings: AlertSett
         & (F.col("seenAt") >= F.col("until") - F.expr(horizon))
         & (F.col("seenAt") <= F.col("until")),
     ).where(
-        (F.col("deviceId") != F.col("reporter"))
-        & (ahead >= 0)
-        & (ahead <= settings.approach_km)
+        (F.col("deviceId") != F.col("reporter")) & (ahead >= 0) & (ahead <= settings.approach_km)
     )
     return joined.select(
         *_alert(
@@ -428,8 +446,13 @@ def approaching_alerts(gps: DataFrame, emergency: DataFrame, settings: AlertSett
             incident=F.col("incidentId"),
             value=F.round(ahead, 2),
             message=F.concat(
-                F.col("deviceId"), F.lit(" is "), _fmt(ahead, 1), F.lit(" km from "),
-                F.lower(F.col("type")), F.lit(" ahead on "), F.col("incidentPlace"),
+                F.col("deviceId"),
+                F.lit(" is "),
+                _fmt(ahead, 1),
+                F.lit(" km from "),
+                F.lower(F.col("type")),
+                F.lit(" ahead on "),
+                F.col("incidentPlace"),
             ),
         ),
         F.col("until"),
@@ -454,11 +477,7 @@ def alerts_plan(
     ]
     united = rules[0].unionByName(rules[1]).unionByName(rules[2])
     approach = approaching_alerts(source("gps"), source("emergency"), settings)
-    return (
-        united.unionByName(approach)
-        .dropDuplicates(["id", "until"])
-        .drop("until")
-    )
+    return united.unionByName(approach).dropDuplicates(["id", "until"]).drop("until")
 
 
 # --- stopped vehicles: applyInPandasWithState ----------------------------------------------------
@@ -507,8 +526,10 @@ def _stopped_output() -> T.StructType:
     fields = []
     for f in spark_schema(ALERT).fields:
         if f.name == "location":
-            fields += [T.StructField("latitude", T.DoubleType()),
-                       T.StructField("longitude", T.DoubleType())]
+            fields += [
+                T.StructField("latitude", T.DoubleType()),
+                T.StructField("longitude", T.DoubleType()),
+            ]
         else:
             fields.append(f)
     return T.StructType(fields)
@@ -564,8 +585,12 @@ def stopped_vehicles(settings: AlertSettings):
                 at = pd.Timestamp(r.timestamp)
                 if current is None or at - current["lastSeen"] > gap:
                     current = {
-                        "stoppedSince": at, "lastSeen": at, "latitude": r.latitude,
-                        "longitude": r.longitude, "section": r.section, "name": r.name,
+                        "stoppedSince": at,
+                        "lastSeen": at,
+                        "latitude": r.latitude,
+                        "longitude": r.longitude,
+                        "section": r.section,
+                        "name": r.name,
                         "alerted": False,
                     }
                     continue
@@ -579,8 +604,10 @@ def stopped_vehicles(settings: AlertSettings):
             state.update(tuple(current[f.name] for f in STOPPED_STATE.fields))
             forget = current["lastSeen"] + gap
             state.setTimeoutTimestamp(
-                max(int(forget.tz_localize("UTC").value // 1_000_000),
-                    state.getCurrentWatermarkMs() + 1)
+                max(
+                    int(forget.tz_localize("UTC").value // 1_000_000),
+                    state.getCurrentWatermarkMs() + 1,
+                )
             )
         yield pd.DataFrame(out, columns=[f.name for f in _stopped_output().fields])
 
@@ -685,8 +712,10 @@ def road_conditions_plan(
     incidents = source(
         "emergency",
         no_text.alias("deviceId"),
-        *[nothing.alias(c) for c in ("speed", "temperature", "precipitation", "windSpeed",
-                                     "airQuality")],
+        *[
+            nothing.alias(c)
+            for c in ("speed", "temperature", "precipitation", "windSpeed", "airQuality")
+        ],
         F.col("incidentId"),
     )
     events = (
@@ -707,8 +736,9 @@ def road_conditions_plan(
         F.size(F.collect_set("incidentId")).cast("long").alias("activeIncidents"),
     )
     return grouped.select(
-        alert_id("road_conditions", F.col("section"), F.col("window.start").cast("string"))
-        .alias("id"),
+        alert_id("road_conditions", F.col("section"), F.col("window.start").cast("string")).alias(
+            "id"
+        ),
         F.lit(ROAD.version).alias("schemaVersion"),
         "section",
         "road",
@@ -780,6 +810,7 @@ def start_queries(
         # None removes the property (Spark's SparkContext.setLocalProperty documents null as
         # "remove"); pyspark's annotation allows only str.
         spark.sparkContext.setLocalProperty(
-            "spark.scheduler.pool", None  # type: ignore[arg-type]
+            "spark.scheduler.pool",
+            None,  # type: ignore[arg-type]
         )
     return queries

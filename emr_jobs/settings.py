@@ -38,8 +38,10 @@ class JobSettings(Settings):
     """Settings of the Spark job."""
 
     lake_uri: str = setting(
-        "LAKE_URI", description="lake root: file://, s3a:// or s3:// (default: ./lake)",
-        flag="--lake-uri", default_factory=default_lake_uri,
+        "LAKE_URI",
+        description="lake root: file://, s3a:// or s3:// (default: ./lake)",
+        flag="--lake-uri",
+        default_factory=default_lake_uri,
     )
     catalog: Literal["jdbc", "glue"] = setting("LAKE_CATALOG", "jdbc", "jdbc | glue")
     catalog_uri: str = setting(
@@ -50,7 +52,9 @@ class JobSettings(Settings):
         "JOB_TRIGGER", "processingTime", "processingTime | availableNow"
     )
     trigger_interval: Duration = setting(
-        "JOB_TRIGGER_INTERVAL", "10 seconds", "time between micro-batches",
+        "JOB_TRIGGER_INTERVAL",
+        "10 seconds",
+        "time between micro-batches",
         flag="--trigger-interval",
     )
     dedupe_window: Duration = setting(
@@ -63,7 +67,9 @@ class JobSettings(Settings):
         "JOB_MAX_FUTURE", "5 minutes", "event time this far past Kafka's: quarantine"
     )
     event_time_floor: str = setting(
-        "JOB_EVENT_TIME_FLOOR", "2000-01-01T00:00:00Z", "earlier event times: quarantine",
+        "JOB_EVENT_TIME_FLOOR",
+        "2000-01-01T00:00:00Z",
+        "earlier event times: quarantine",
         pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
     )
     max_offsets_per_trigger: int | None = setting(
@@ -79,8 +85,11 @@ class JobSettings(Settings):
         "JOB_PUBLISH_METRICS", False, "CloudWatch lag metric (AWS mode)"
     )
     timeout_seconds: int | None = setting(
-        "JOB_TIMEOUT_SECONDS", None, "stop a continuous run after this many seconds",
-        flag="--timeout-seconds", ge=1,
+        "JOB_TIMEOUT_SECONDS",
+        None,
+        "stop a continuous run after this many seconds",
+        flag="--timeout-seconds",
+        ge=1,
     )
 
     @field_validator("lake_uri")
@@ -160,9 +169,7 @@ class AlertSettings(Settings):
     weather_period: Duration = setting(
         "ALERT_WEATHER_PERIOD", "15 minutes", "one weather alert per section and period"
     )
-    heavy_rain_mm: float = setting(
-        "ALERT_HEAVY_RAIN_MM", 4.0, "precipitation, mm/h", ge=0.001
-    )
+    heavy_rain_mm: float = setting("ALERT_HEAVY_RAIN_MM", 4.0, "precipitation, mm/h", ge=0.001)
     strong_wind_kmh: float = setting("ALERT_STRONG_WIND_KMH", 50.0, "wind, km/h", ge=0.001)
     poor_air_quality: float = setting(
         "ALERT_POOR_AIR_QUALITY", 100.0, "air-quality index", ge=0.001
@@ -179,9 +186,7 @@ class AlertSettings(Settings):
     section_max_km: float = setting(
         "ROAD_SECTION_MAX_KM", 1.0, "further from the route: no section", ge=0.001
     )
-    road_window: Duration = setting(
-        "ROAD_CONDITIONS_WINDOW", "1 minute", "road-condition window"
-    )
+    road_window: Duration = setting("ROAD_CONDITIONS_WINDOW", "1 minute", "road-condition window")
     road_watermark: Duration = setting(
         "ROAD_CONDITIONS_WATERMARK", "10 seconds", "how late a reading may be and still count"
     )

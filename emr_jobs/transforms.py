@@ -78,7 +78,8 @@ def parse_events(kafka_rows: DataFrame, contract: Contract) -> DataFrame:
         # pyspark's annotation omits MapType, which from_json takes like any DataType (its doc
         # says "DataType or str").
         F.from_json(
-            raw, T.MapType(T.StringType(), T.StringType())  # type: ignore[arg-type]
+            raw,
+            T.MapType(T.StringType(), T.StringType()),  # type: ignore[arg-type]
         ).alias("rawFields"),
     )
     return kafka_rows.select(

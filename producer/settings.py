@@ -40,46 +40,65 @@ def utc_if_naive(text: str) -> str:
 
 class ProducerSettings(Settings):
     vehicles: int = setting(
-        "SIM_VEHICLES", _SIM.vehicles, f"vehicles in the fleet, 1..{MAX_VEHICLES}",
+        "SIM_VEHICLES",
+        _SIM.vehicles,
+        f"vehicles in the fleet, 1..{MAX_VEHICLES}",
         flag="--vehicles",
     )
     seed: int = setting("SIM_SEED", _SIM.seed, "same seed, same events", flag="--seed")
     start_time: datetime = setting(
-        "SIM_START_TIME", _SIM.start_time, "simulated start, ISO-8601 (flag: UTC if no offset)",
-        flag="--start-time", flag_type=utc_if_naive,
+        "SIM_START_TIME",
+        _SIM.start_time,
+        "simulated start, ISO-8601 (flag: UTC if no offset)",
+        flag="--start-time",
+        flag_type=utc_if_naive,
     )
     tick_seconds: float = setting(
         "SIM_TICK_SECONDS", _SIM.tick_seconds, "simulated seconds between a vehicle's readings"
     )
     pace: Literal["max", "realtime"] = setting("SIM_PACE", "max", "max | realtime", flag="--pace")
     speedup: float = setting(
-        "SIM_SPEEDUP", 1.0, "realtime: simulated seconds per wall second", flag="--speedup",
+        "SIM_SPEEDUP",
+        1.0,
+        "realtime: simulated seconds per wall second",
+        flag="--speedup",
         ge=1e-3,
     )
     max_events: int | None = setting(
-        "SIM_MAX_EVENTS", _SIM.max_events, "stop after N events (unset: when all arrive)",
-        flag="--max-events", ge=1,
+        "SIM_MAX_EVENTS",
+        _SIM.max_events,
+        "stop after N events (unset: when all arrive)",
+        flag="--max-events",
+        ge=1,
     )
     late_fraction: float = setting(
-        "SIM_LATE_FRACTION", _SIM.late_fraction, "share of events sent late, 0..1",
+        "SIM_LATE_FRACTION",
+        _SIM.late_fraction,
+        "share of events sent late, 0..1",
         flag="--late-fraction",
     )
     duplicate_fraction: float = setting(
-        "SIM_DUPLICATE_FRACTION", _SIM.duplicate_fraction, "share of events sent twice, 0..1",
+        "SIM_DUPLICATE_FRACTION",
+        _SIM.duplicate_fraction,
+        "share of events sent twice, 0..1",
         flag="--duplicate-fraction",
     )
     flush_timeout_seconds: float = setting(
         "PRODUCER_FLUSH_TIMEOUT_SECONDS", 30.0, "how long the final flush may take", ge=0
     )
     connect_timeout_seconds: float = setting(
-        "PRODUCER_CONNECT_TIMEOUT_SECONDS", 5.0, "give up on an unreachable broker after this",
+        "PRODUCER_CONNECT_TIMEOUT_SECONDS",
+        5.0,
+        "give up on an unreachable broker after this",
         ge=0.5,
     )
     delivery_timeout_seconds: float = setting(
-        "PRODUCER_DELIVERY_TIMEOUT_SECONDS", 30.0,
+        "PRODUCER_DELIVERY_TIMEOUT_SECONDS",
+        30.0,
         "seconds an event may wait for the broker's acknowledgement, retries included, before "
         "it counts as failed (librdkafka message.timeout.ms)",
-        flag="--delivery-timeout", ge=1.0,
+        flag="--delivery-timeout",
+        ge=1.0,
     )
     aws_profile: str = setting(
         "AWS_PROFILE", "", "msk-iam: sign with this profile", flag="--aws-profile"

@@ -66,8 +66,12 @@ LATEST = "latest.json"
 ZIP_NAME = "emr_jobs.zip"
 ENTRY_NAME = "job.py"
 #: Jars the job cannot run without on MSK; the build refuses to ship a set that lacks one.
-REQUIRED_JARS = ("spark-sql-kafka-0-10_", "spark-token-provider-kafka-0-10_", "kafka-clients-",
-                 "aws-msk-iam-auth-")
+REQUIRED_JARS = (
+    "spark-sql-kafka-0-10_",
+    "spark-token-provider-kafka-0-10_",
+    "kafka-clients-",
+    "aws-msk-iam-auth-",
+)
 #: Local-only jars (the Iceberg runtime and the JDBC catalog's SQLite driver) that EMR must not
 #: get even if they land in the jars folder: a second Iceberg beside EMR's own breaks the catalog.
 LOCAL_ONLY_JARS = ("iceberg-spark-runtime-", "sqlite-jdbc-", "iceberg-aws-bundle-")
@@ -122,7 +126,8 @@ def project_version(pyproject: Path = REPO_ROOT / "pyproject.toml") -> str:
 def job_zip(package: Path = JOB_PACKAGE) -> bytes:
     """The ``emr_jobs`` package (Python modules and contract JSON) as a reproducible zip."""
     sources = sorted(
-        p for p in package.rglob("*")
+        p
+        for p in package.rglob("*")
         if p.is_file() and p.suffix in (".py", ".json") and "__pycache__" not in p.parts
     )
     buffer = io.BytesIO()
@@ -238,10 +243,18 @@ def upload(
     """
     base = version_prefix(bundle.version, prefix)
     manifest_body, uploaded, skipped = _put_bundle(s3, bundle, bucket, base, force=force)
-    s3.put_object(Bucket=bucket, Key=f"{prefix.strip('/')}/{LATEST}", Body=manifest_body,
-                  ContentType="application/json")
-    return {"uri": f"s3://{bucket}/{base}", "version": bundle.version, "uploaded": uploaded,
-            "skipped": skipped}
+    s3.put_object(
+        Bucket=bucket,
+        Key=f"{prefix.strip('/')}/{LATEST}",
+        Body=manifest_body,
+        ContentType="application/json",
+    )
+    return {
+        "uri": f"s3://{bucket}/{base}",
+        "version": bundle.version,
+        "uploaded": uploaded,
+        "skipped": skipped,
+    }
 
 
 def _existing_manifest(s3, bucket: str, key: str) -> dict | None:
@@ -265,15 +278,19 @@ def _put_bundle(
     manifest = {**bundle.manifest, "s3_prefix": f"s3://{bucket}/{base}"}
     manifest_body = (json.dumps(manifest, indent=2) + "\n").encode()
     existing = _existing_manifest(s3, bucket, base + MANIFEST)
-    if (not force and existing is not None
-            and existing.get("content_sha256") == bundle.manifest["content_sha256"]):
+    if (
+        not force
+        and existing is not None
+        and existing.get("content_sha256") == bundle.manifest["content_sha256"]
+    ):
         return manifest_body, [], True
     uploaded: list[str] = []
     for key in sorted(bundle.files):
         s3.put_object(Bucket=bucket, Key=base + key, Body=bundle.data(key))
         uploaded.append(base + key)
-    s3.put_object(Bucket=bucket, Key=base + MANIFEST, Body=manifest_body,
-                  ContentType="application/json")
+    s3.put_object(
+        Bucket=bucket, Key=base + MANIFEST, Body=manifest_body, ContentType="application/json"
+    )
     uploaded.append(base + MANIFEST)
     return manifest_body, uploaded, False
 
@@ -309,8 +326,10 @@ def read_pins(requirements: Path = PYTHON_REQUIREMENTS) -> dict[str, str]:
             continue
         match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9.+!_-]+)", line)
         if not match:
-            raise ArtifactsError(f"{requirements}:{number}: pin one exact version, name==version; "
-                                 f"got {raw.strip()!r}")
+            raise ArtifactsError(
+                f"{requirements}:{number}: pin one exact version, name==version; "
+                f"got {raw.strip()!r}"
+            )
         name, version = match.groups()
         if canonical_name(name) in {canonical_name(n) for n in pins}:
             raise ArtifactsError(f"{requirements}:{number}: {name} is pinned twice")
@@ -329,8 +348,9 @@ def python_packages_id(requirements: Path = PYTHON_REQUIREMENTS) -> str:
     return f"cp{EMR_PYTHON_VERSION.replace('.', '')}-{EMR_ARCH}-{digest}"
 
 
-def python_packages_prefix(requirements: Path = PYTHON_REQUIREMENTS,
-                           prefix: str = PYTHON_PREFIX) -> str:
+def python_packages_prefix(
+    requirements: Path = PYTHON_REQUIREMENTS, prefix: str = PYTHON_PREFIX
+) -> str:
     return f"{prefix.strip('/')}/{python_packages_id(requirements)}/"
 
 
@@ -338,9 +358,18 @@ def pip_download_command(requirements: Path, dest: Path) -> list[str]:
     """``pip download`` of the pinned wheels for the EMR nodes, whatever machine runs it."""
     cp = "cp" + EMR_PYTHON_VERSION.replace(".", "")
     command = [
-        sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-        "--only-binary=:all:", "--implementation", "cp", "--python-version", EMR_PYTHON_VERSION,
-        "--abi", cp,
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        EMR_PYTHON_VERSION,
+        "--abi",
+        cp,
     ]
     for platform in EMR_WHEEL_PLATFORMS:
         command += ["--platform", platform]
@@ -369,9 +398,8 @@ def wheel_fits_emr(filename: str) -> bool:
     )
     newest = max(g for g in map(_glibc, EMR_WHEEL_PLATFORMS) if g)
     return (
-        (bool(pythons & {"py3", "py" + cp[2:], cp}) and bool(abis & {"none", cp}) or stable_abi)
-        and ("any" in platforms or any((g := _glibc(p)) and g <= newest for p in platforms))
-    )
+        bool(pythons & {"py3", "py" + cp[2:], cp}) and bool(abis & {"none", cp}) or stable_abi
+    ) and ("any" in platforms or any((g := _glibc(p)) and g <= newest for p in platforms))
 
 
 def find_wheels(folder: Path, requirements: Path = PYTHON_REQUIREMENTS) -> list[Path]:
@@ -387,11 +415,13 @@ def find_wheels(folder: Path, requirements: Path = PYTHON_REQUIREMENTS) -> list[
         elif version != pins[canonical_name(name)]:
             problems.append(f"{wheel.name} is not the pinned {pins[canonical_name(name)]}")
         elif not wheel_fits_emr(wheel.name):
-            problems.append(f"{wheel.name} is not for CPython {EMR_PYTHON_VERSION} on "
-                            f"manylinux {EMR_ARCH}")
+            problems.append(
+                f"{wheel.name} is not for CPython {EMR_PYTHON_VERSION} on manylinux {EMR_ARCH}"
+            )
     problems += [f"two wheels of {name}" for name, wheels in found.items() if len(wheels) > 1]
-    problems += [f"no wheel of {name}=={version}" for name, version in pins.items()
-                 if name not in found]
+    problems += [
+        f"no wheel of {name}=={version}" for name, version in pins.items() if name not in found
+    ]
     if problems:
         raise ArtifactsError(
             f"the wheels in {folder} are not the set of {requirements}: {'; '.join(problems)}. "
@@ -470,36 +500,54 @@ def upload_python_packages(
     """
     base = f"{prefix.strip('/')}/{packages.version}/"
     existing = _existing_manifest(s3, bucket, base + MANIFEST)
-    if (existing is not None and not force
-            and existing.get("content_sha256") != packages.manifest["content_sha256"]):
+    if (
+        existing is not None
+        and not force
+        and existing.get("content_sha256") != packages.manifest["content_sha256"]
+    ):
         raise ArtifactsError(
             f"s3://{bucket}/{base} already holds other wheels for the same requirements; "
             "clusters install from it, so it is not replaced (--force replaces it)"
         )
     _, uploaded, skipped = _put_bundle(s3, packages, bucket, base, force=force)
-    return {"uri": f"s3://{bucket}/{base}", "version": packages.version, "uploaded": uploaded,
-            "skipped": skipped}
+    return {
+        "uri": f"s3://{bucket}/{base}",
+        "version": packages.version,
+        "uploaded": uploaded,
+        "skipped": skipped,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.artifacts",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.artifacts", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_build = sub.add_parser("build", help="package the job into .cache/artifacts/<version>/ "
-                                           "and fetch the EMR nodes' wheels")
+    p_build = sub.add_parser(
+        "build",
+        help="package the job into .cache/artifacts/<version>/ and fetch the EMR nodes' wheels",
+    )
     p_build.add_argument("--out", type=Path, default=BUILD_DIR, help="output folder")
-    p_upload = sub.add_parser("upload", help="build, then upload the job and the wheels to the "
-                                             "artifacts bucket")
+    p_upload = sub.add_parser(
+        "upload", help="build, then upload the job and the wheels to the artifacts bucket"
+    )
     p_upload.add_argument("--bucket", help="[terraform output artifacts_bucket_name]")
     p_upload.add_argument("--prefix", default=DEFAULT_PREFIX, help="key prefix (default artifacts)")
     p_upload.add_argument("--region", help="[AWS_REGION, else terraform output aws_region]")
     p_upload.add_argument("--force", action="store_true", help="upload even if already there")
     for p in (p_build, p_upload):
-        p.add_argument("--jars-dir", type=Path, default=SPARK_JARS_DIR,
-                       help="Maven-resolved jars (default .cache/jars/spark)")
-        p.add_argument("--wheels-dir", type=Path,
-                       help="the wheel set of infra/scripts/emr_python_requirements.txt "
-                            "(default .cache/wheels/<set>, downloaded with pip when missing)")
+        p.add_argument(
+            "--jars-dir",
+            type=Path,
+            default=SPARK_JARS_DIR,
+            help="Maven-resolved jars (default .cache/jars/spark)",
+        )
+        p.add_argument(
+            "--wheels-dir",
+            type=Path,
+            help="the wheel set of infra/scripts/emr_python_requirements.txt "
+            "(default .cache/wheels/<set>, downloaded with pip when missing)",
+        )
     args = parser.parse_args(argv)
 
     from scripts.terraform_outputs import OutputsError, aws_region, terraform_output
@@ -510,10 +558,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         packages = build_python_packages(wheels)
         if args.command == "build":
             target = write_local(bundle, args.out)
-            print(f"version {bundle.version}: {target} "
-                  f"(+ {len(bundle.manifest['jars'])} jars from {args.jars_dir})")
-            print(f"python packages {packages.version}: {len(wheels)} wheels in "
-                  f"{wheels[0].parent}")
+            print(
+                f"version {bundle.version}: {target} "
+                f"(+ {len(bundle.manifest['jars'])} jars from {args.jars_dir})"
+            )
+            print(f"python packages {packages.version}: {len(wheels)} wheels in {wheels[0].parent}")
             return 0
         import boto3
 
@@ -528,11 +577,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if done["skipped"]:
             print(f"{what} {done['version']} is already at {done['uri']} (--force re-uploads)")
         else:
-            print(f"uploaded {what} {done['version']}: {len(done['uploaded'])} objects to "
-                  f"{done['uri']}")
-    print(f"{args.prefix.strip('/')}/{LATEST} -> {result['version']}; "
-          "next: python -m scripts.emr_steps submit (the EMR cluster's bootstrap action installs "
-          f"{python_result['uri']})")
+            print(
+                f"uploaded {what} {done['version']}: {len(done['uploaded'])} objects to "
+                f"{done['uri']}"
+            )
+    print(
+        f"{args.prefix.strip('/')}/{LATEST} -> {result['version']}; "
+        "next: python -m scripts.emr_steps submit (the EMR cluster's bootstrap action installs "
+        f"{python_result['uri']})"
+    )
     return 0
 
 

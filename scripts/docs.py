@@ -75,10 +75,12 @@ def embed(text: str, tables: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.docs",
-                                     description="Render the contracts' field tables.")
-    parser.add_argument("--write", action="store_true",
-                        help=f"update the tables in {README.relative_to(REPO_ROOT)}")
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.docs", description="Render the contracts' field tables."
+    )
+    parser.add_argument(
+        "--write", action="store_true", help=f"update the tables in {README.relative_to(REPO_ROOT)}"
+    )
     args = parser.parse_args(argv)
     if not args.write:
         print(render())

@@ -88,10 +88,19 @@ class JobStep:
         if not self.artifacts_uri.startswith("s3://") or not self.artifacts_uri.endswith("/"):
             raise SettingsError(f"artifacts_uri must be s3://…/ ; got {self.artifacts_uri!r}")
         # The job would reject these at start-up, minutes later in YARN: reject them now.
-        JobSettings(lake_uri=self.lake_uri, catalog=LAKE_CATALOG, database=self.database,
-                    trigger=self.trigger, trigger_interval=self.trigger_interval)
-        KafkaSettings(bootstrap_servers=self.bootstrap_servers, auth_mode="msk-iam",
-                      aws_region=self.region, topics=self.topics)
+        JobSettings(
+            lake_uri=self.lake_uri,
+            catalog=LAKE_CATALOG,
+            database=self.database,
+            trigger=self.trigger,
+            trigger_interval=self.trigger_interval,
+        )
+        KafkaSettings(
+            bootstrap_servers=self.bootstrap_servers,
+            auth_mode="msk-iam",
+            aws_region=self.region,
+            topics=self.topics,
+        )
 
     def uri(self, key: str) -> str:
         return self.artifacts_uri + key
@@ -100,10 +109,14 @@ class JobStep:
         """Settings without a job flag, for the driver (``spark.yarn.appMasterEnv.*``)."""
         from emr_jobs.core.contracts import CONTRACTS
 
-        env = {"AWS_REGION": self.region, "JOB_PUBLISH_METRICS": "true",
-               # The lake's three settings travel together: JobSettings checks them as a set.
-               "LAKE_URI": self.lake_uri, "LAKE_CATALOG": LAKE_CATALOG,
-               "LAKE_DATABASE": self.database}
+        env = {
+            "AWS_REGION": self.region,
+            "JOB_PUBLISH_METRICS": "true",
+            # The lake's three settings travel together: JobSettings checks them as a set.
+            "LAKE_URI": self.lake_uri,
+            "LAKE_CATALOG": LAKE_CATALOG,
+            "LAKE_DATABASE": self.database,
+        }
         env.update({CONTRACTS[s].topic_env: t for s, t in sorted(self.topics.items())})
         env.update(self.extra_env)
         return env
@@ -125,21 +138,31 @@ def spark_submit_args(step: JobStep) -> list[str]:
     manifest = step.manifest
     args = [
         "spark-submit",
-        "--master", "yarn",
-        "--deploy-mode", "cluster",
-        "--name", step.name,
-        "--jars", ",".join(step.uri(j) for j in _manifest_keys(manifest, "jars")),
-        "--py-files", ",".join(step.uri(p) for p in _manifest_keys(manifest, "py_files")),
-        "--conf", f"spark.pyspark.python={step.python}",
-        "--conf", f"spark.pyspark.driver.python={step.python}",
-        "--conf", f"spark.executorEnv.AWS_REGION={step.region}",
+        "--master",
+        "yarn",
+        "--deploy-mode",
+        "cluster",
+        "--name",
+        step.name,
+        "--jars",
+        ",".join(step.uri(j) for j in _manifest_keys(manifest, "jars")),
+        "--py-files",
+        ",".join(step.uri(p) for p in _manifest_keys(manifest, "py_files")),
+        "--conf",
+        f"spark.pyspark.python={step.python}",
+        "--conf",
+        f"spark.pyspark.driver.python={step.python}",
+        "--conf",
+        f"spark.executorEnv.AWS_REGION={step.region}",
     ]
     for key, value in step.driver_environment().items():
         args += ["--conf", f"spark.yarn.appMasterEnv.{key}={value}"]
     args += [
         step.uri(str(manifest["entry_point"])),
-        "--bootstrap-servers", step.bootstrap_servers,
-        "--auth-mode", "msk-iam",
+        "--bootstrap-servers",
+        step.bootstrap_servers,
+        "--auth-mode",
+        "msk-iam",
     ]
     if step.trigger == "availableNow":
         args.append("--available-now")
@@ -162,8 +185,10 @@ def bootstrap_brokers(kafka, cluster_arn: str) -> str:
     response = kafka.get_bootstrap_brokers(ClusterArn=cluster_arn)
     brokers = response.get("BootstrapBrokerStringSaslIam")
     if not brokers:
-        raise StepError(f"MSK cluster {cluster_arn} has no IAM listener "
-                        "(BootstrapBrokerStringSaslIam is empty): enable IAM client authentication")
+        raise StepError(
+            f"MSK cluster {cluster_arn} has no IAM listener "
+            "(BootstrapBrokerStringSaslIam is empty): enable IAM client authentication"
+        )
     return str(brokers)
 
 
@@ -191,8 +216,11 @@ def submit(emr, step: JobStep) -> str:
             f"(step {current['Id']}); not submitting a second query on the same checkpoint. "
             "Stop it first: python -m scripts.emr_steps stop"
         )
-    return str(emr.add_job_flow_steps(JobFlowId=step.cluster_id,
-                                      Steps=[step_definition(step)])["StepIds"][0])
+    return str(
+        emr.add_job_flow_steps(JobFlowId=step.cluster_id, Steps=[step_definition(step)])["StepIds"][
+            0
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -211,10 +239,16 @@ class StepStatus:
             lines = [f"{self.name} on {self.cluster_id}: never submitted"]
         else:
             timeline = self.step["Status"].get("Timeline", {})
-            since = timeline.get("EndDateTime") or timeline.get("StartDateTime") \
+            since = (
+                timeline.get("EndDateTime")
+                or timeline.get("StartDateTime")
                 or timeline.get("CreationDateTime")
-            lines = [f"{self.name} on {self.cluster_id}: {self.state} (step {self.step['Id']}"
-                     + (f", since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if since else "") + ")"]
+            )
+            lines = [
+                f"{self.name} on {self.cluster_id}: {self.state} (step {self.step['Id']}"
+                + (f", since {since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if since else "")
+                + ")"
+            ]
         if self.last_failure is not None:
             lines.append("last failure: " + failure_reason(self.last_failure))
         elif self.step is not None:
@@ -225,8 +259,11 @@ class StepStatus:
 def failure_reason(step: dict) -> str:
     status = step["Status"]
     details = status.get("FailureDetails") or {}
-    parts = [details.get("Reason"), details.get("Message"),
-             (status.get("StateChangeReason") or {}).get("Message")]
+    parts = [
+        details.get("Reason"),
+        details.get("Message"),
+        (status.get("StateChangeReason") or {}).get("Message"),
+    ]
     text = " — ".join(dict.fromkeys(p for p in parts if p)) or "no reason recorded"
     ended = (status.get("Timeline") or {}).get("EndDateTime")
     when = f" at {ended:%Y-%m-%d %H:%M:%S %Z}".rstrip() if ended else ""
@@ -265,8 +302,9 @@ def stop(emr, cluster_id: str, name: str = JOB_NAME, *, force: bool = False) -> 
         return [f"{name} is not pending or running on {cluster_id}: nothing to stop"]
     done = []
     if any(s["Status"]["State"] == "RUNNING" for s in active):
-        kill_id = emr.add_job_flow_steps(JobFlowId=cluster_id,
-                                         Steps=[kill_application_step(name)])["StepIds"][0]
+        kill_id = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[kill_application_step(name)])[
+            "StepIds"
+        ][0]
         done.append(f"added step {kill_id} ({name}-stop): kills the YARN application {name}")
     response = emr.cancel_steps(
         ClusterId=cluster_id,
@@ -320,8 +358,11 @@ def log_locations(emr, cluster_id: str, step_id: str, s3=None) -> dict[str, str]
     found["application"] = f"{base}containers/{app}/"
     bucket, prefix = _split_s3(found["application"])
     listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/")
-    drivers = sorted(p["Prefix"] for p in listing.get("CommonPrefixes", [])
-                     if p["Prefix"].rstrip("/").endswith("_000001"))
+    drivers = sorted(
+        p["Prefix"]
+        for p in listing.get("CommonPrefixes", [])
+        if p["Prefix"].rstrip("/").endswith("_000001")
+    )
     if drivers:
         found["driver"] = f"s3://{bucket}/{drivers[-1]}"  # the last application attempt
     return found
@@ -368,8 +409,9 @@ def build_step(args: argparse.Namespace, s3, kafka) -> JobStep:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.emr_steps",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.emr_steps", description=__doc__.split("\n")[0]
+    )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--cluster-id", help="[terraform output emr_cluster_id]")
     common.add_argument("--name", default=JOB_NAME, help=f"step and YARN name (default {JOB_NAME})")
@@ -381,17 +423,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--artifacts-prefix", default="artifacts")
     p.add_argument("--artifacts-version", help="an uploaded version (default: the latest upload)")
     p.add_argument("--lake-uri", help="s3://<lake bucket> [terraform output lake_uri]")
-    p.add_argument("--glue-database",
-                   help="LAKE_DATABASE, the Iceberg tables' Glue database "
-                        "[terraform output glue_database_name]")
+    p.add_argument(
+        "--glue-database",
+        help="LAKE_DATABASE, the Iceberg tables' Glue database "
+        "[terraform output glue_database_name]",
+    )
     p.add_argument("--msk-cluster-arn", help="[terraform output msk_cluster_arn]")
     p.add_argument("--bootstrap-servers", help="skip the get_bootstrap_brokers look-up")
-    p.add_argument("--available-now", action="store_true",
-                   help="process what is in the topics, then stop (default: run continuously)")
+    p.add_argument(
+        "--available-now",
+        action="store_true",
+        help="process what is in the topics, then stop (default: run continuously)",
+    )
     JobSettings.add_flags(p, "trigger_interval")
     p.add_argument("--python", default=EMR_PYTHON, help=f"Python on the nodes ({EMR_PYTHON})")
-    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                   help="more driver environment, e.g. JOB_STARTING_OFFSETS=latest (repeatable)")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="more driver environment, e.g. JOB_STARTING_OFFSETS=latest (repeatable)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the step, submit nothing")
     sub.add_parser("status", parents=[common], help="state of the step and its last failure")
     p = sub.add_parser("stop", parents=[common], help="cancel the step (and its YARN application)")
@@ -409,14 +461,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.region = aws_region(args.region, infra_dir=args.infra_dir)
         emr = boto3.client("emr", region_name=args.region)
         if args.command == "submit":
-            step = build_step(args, boto3.client("s3", region_name=args.region),
-                              boto3.client("kafka", region_name=args.region))
+            step = build_step(
+                args,
+                boto3.client("s3", region_name=args.region),
+                boto3.client("kafka", region_name=args.region),
+            )
             if args.dry_run:
                 print(json.dumps(step_definition(step), indent=2))
                 return 0
             step_id = submit(emr, step)
-            print(f"submitted {step.name} as step {step_id} on {step.cluster_id} "
-                  f"(artifacts {step.manifest['version']})")
+            print(
+                f"submitted {step.name} as step {step_id} on {step.cluster_id} "
+                f"(artifacts {step.manifest['version']})"
+            )
             print("follow it: python -m scripts.emr_steps status | logs")
             return 0
         cluster_id = _output(args.cluster_id, "emr_cluster_id", "--cluster-id", args.infra_dir)
@@ -425,9 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "stop":
             print("\n".join(stop(emr, cluster_id, args.name, force=args.force)))
         else:
-            logged_id: str | None = (
-                args.step_id or (status(emr, cluster_id, args.name).step or {}).get("Id")
-            )
+            logged_id: str | None = args.step_id or (
+                status(emr, cluster_id, args.name).step or {}
+            ).get("Id")
             if not logged_id:
                 raise StepError(f"{args.name} was never submitted on {cluster_id}; pass --step-id")
             s3 = boto3.client("s3", region_name=args.region)
@@ -448,8 +505,10 @@ def format_logs(where: Mapping[str, str]) -> str:
     elif "application" in where:
         lines.append(f"driver logs: {where['application']}<container ending in _000001>/stderr.gz")
     else:
-        lines.append(f"driver logs: {where['containers']}<application id>/<container ending in "
-                     "_000001>/stderr.gz; the application id is in the step's stderr.gz")
+        lines.append(
+            f"driver logs: {where['containers']}<application id>/<container ending in "
+            "_000001>/stderr.gz; the application id is in the step's stderr.gz"
+        )
     if "application_id" in where:
         lines.append(f"on the primary node: yarn logs -applicationId {where['application_id']}")
     lines.append(f"read one: aws s3 cp {where['step_stderr']} - | gunzip | tail -n 50")

@@ -134,9 +134,7 @@ def lake_counts(job: JobSettings | None = None) -> dict[str, dict[str, int]]:
     """Rows per stream in its data and quarantine tables, and its rows in ``duplicates``."""
     job = job or JobSettings.from_env()
     cat = catalog(job)
-    dups = cat.load_table((job.database, LAKE.duplicates_table)).scan(
-        selected_fields=("stream",)
-    )
+    dups = cat.load_table((job.database, LAKE.duplicates_table)).scan(selected_fields=("stream",))
     per_stream: dict[str, int] = {}
     for value in dups.to_arrow().column("stream").to_pylist():
         per_stream[value] = per_stream.get(value, 0) + 1
@@ -228,8 +226,11 @@ def alert_report(job: JobSettings | None = None) -> str:
     for title, sql, tables in (
         ("Alerts per rule:", ALERTS_BY_RULE, ["alerts"]),
         ("Most recent alerts:", RECENT_ALERTS, ["alerts"]),
-        ("Slowest road sections (mean speed against the limit):", SLOWEST_SECTIONS,
-         ["road_conditions"]),
+        (
+            "Slowest road sections (mean speed against the limit):",
+            SLOWEST_SECTIONS,
+            ["road_conditions"],
+        ),
     ):
         result = query(sql, job, tables=tables)
         parts.append(f"{title}\n{format_result(result)}")
@@ -302,7 +303,7 @@ def maintain(
         ident = f"{job.database}.{name}"
         rewrite = spark.sql(
             f"CALL {LAKE.catalog}.system.rewrite_data_files(table => '{ident}', "
-            f"where => \"{closed_period_filter(name, now)}\", "
+            f'where => "{closed_period_filter(name, now)}", '
             "options => map('min-input-files', '2', 'partial-progress.enabled', 'true'))"
         ).first()
         expire = spark.sql(

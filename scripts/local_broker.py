@@ -175,9 +175,7 @@ class EmbeddedKafka:
         if self.stored_cluster_id is None:  # first start: format; later starts reuse the storage
             new_id = cluster_id()
             fmt = subprocess.run(
-                self._java(
-                    "kafka.tools.StorageTool", "format", "-t", new_id, "-c", str(config)
-                ),
+                self._java("kafka.tools.StorageTool", "format", "-t", new_id, "-c", str(config)),
                 capture_output=True,
                 text=True,
                 check=False,

@@ -69,15 +69,21 @@ def find_docker() -> str:
             "Docker with a running engine (Docker Desktop, or dockerd on Linux)"
         )
     try:
-        info = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"],
-                              capture_output=True, text=True, timeout=30, check=False)
+        info = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise ImageError("the Docker engine did not answer `docker info` within 30 s") from None
     if info.returncode != 0:
         detail = (info.stderr or info.stdout).strip().splitlines()
         raise ImageError(
             "cannot reach the Docker engine (`docker info` failed"
-            + (f": {detail[-1]}" if detail else "") + "); start Docker and try again"
+            + (f": {detail[-1]}" if detail else "")
+            + "); start Docker and try again"
         )
     return docker
 
@@ -88,8 +94,9 @@ def tag_exists(ecr, repository: Repository, tag: str) -> bool:
     except ecr.exceptions.ImageNotFoundException:
         return False
     except ecr.exceptions.RepositoryNotFoundException:
-        raise ImageError(f"ECR repository {repository.name} does not exist; apply infra/ first") \
-            from None
+        raise ImageError(
+            f"ECR repository {repository.name} does not exist; apply infra/ first"
+        ) from None
     return True
 
 
@@ -102,26 +109,37 @@ def registry_login(ecr) -> tuple[str, str]:
 
 def build_command(docker: str, image: str, platform: str, revision: str) -> list[str]:
     return [
-        docker, "build",
-        "--file", str(DOCKERFILE.relative_to(REPO_ROOT)),
-        "--platform", platform,
-        "--tag", image,
-        "--label", f"org.opencontainers.image.version={image.rpartition(':')[2]}",
-        "--label", f"org.opencontainers.image.revision={revision}",
+        docker,
+        "build",
+        "--file",
+        str(DOCKERFILE.relative_to(REPO_ROOT)),
+        "--platform",
+        platform,
+        "--tag",
+        image,
+        "--label",
+        f"org.opencontainers.image.version={image.rpartition(':')[2]}",
+        "--label",
+        f"org.opencontainers.image.revision={revision}",
         ".",  # the repository root: the image installs producer/, emr_jobs/ and scripts/
     ]
 
 
 def _git_revision() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
 
 def push(
-    ecr, repository: Repository, tag: str, *, platform: str = DEFAULT_PLATFORM,
+    ecr,
+    repository: Repository,
+    tag: str,
+    *,
+    platform: str = DEFAULT_PLATFORM,
     docker: str | None = None,
 ) -> str:
     """Build, log in, push; returns the pushed image reference."""
@@ -134,8 +152,11 @@ def push(
     image = repository.image(tag)
     _run(build_command(docker, image, platform, _git_revision()), "docker build")
     user, password = registry_login(ecr)
-    _run([docker, "login", "--username", user, "--password-stdin", repository.registry],
-         "docker login", stdin=password)
+    _run(
+        [docker, "login", "--username", user, "--password-stdin", repository.registry],
+        "docker login",
+        stdin=password,
+    )
     _run([docker, "push", image], "docker push")
     return image
 
@@ -147,12 +168,16 @@ def _run(command: list[str], what: str, stdin: str | None = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.push_image",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.push_image", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--repository-url", help="[terraform output ecr_repository_url]")
     parser.add_argument("--tag", help="image tag (default: the project version)")
-    parser.add_argument("--platform", default=DEFAULT_PLATFORM,
-                        help=f"target platform (default {DEFAULT_PLATFORM}; linux/arm64 for ARM64)")
+    parser.add_argument(
+        "--platform",
+        default=DEFAULT_PLATFORM,
+        help=f"target platform (default {DEFAULT_PLATFORM}; linux/arm64 for ARM64)",
+    )
     args = parser.parse_args(argv)
     try:
         docker = find_docker()
@@ -169,8 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"pushed {image}")
-    print(f'run it: set producer = {{ image_tag = "{tag}", desired_count = 1 }} in '
-          "infra/terraform.tfvars, then terraform -chdir=infra apply")
+    print(
+        f'run it: set producer = {{ image_tag = "{tag}", desired_count = 1 }} in '
+        "infra/terraform.tfvars, then terraform -chdir=infra apply"
+    )
     return 0
 
 

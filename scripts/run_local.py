@@ -53,12 +53,15 @@ def summary_table(produced: dict[str, int], lake: dict[str, dict[str, int]], job
             lake[stream]["duplicates"],
             job.get(stream, {}).get("late", 0),
         )
-        rows.append(f"{stream:<16}{values[0]:>10}{values[1]:>10}{values[2]:>13}{values[3]:>20}"
-                    f"{values[4]:>7}")
+        rows.append(
+            f"{stream:<16}{values[0]:>10}{values[1]:>10}{values[2]:>13}{values[3]:>20}"
+            f"{values[4]:>7}"
+        )
         totals = [t + v for t, v in zip(totals, values, strict=True)]
     rows.append("-" * len(header))
-    rows.append(f"{'total':<16}{totals[0]:>10}{totals[1]:>10}{totals[2]:>13}{totals[3]:>20}"
-                f"{totals[4]:>7}")
+    rows.append(
+        f"{'total':<16}{totals[0]:>10}{totals[1]:>10}{totals[2]:>13}{totals[3]:>20}{totals[4]:>7}"
+    )
     return "\n".join(rows)
 
 
@@ -176,7 +179,7 @@ def _run(args: argparse.Namespace, lake_uri: str, started: float) -> int:
     print(derived_table(job_summary, lake))
     print()
     print(alert_report(lake_settings))
-    print("\nMore: python -m scripts.lake counts | query \"SQL\" [--as-of TIME] | snapshots TABLE")
+    print('\nMore: python -m scripts.lake counts | query "SQL" [--as-of TIME] | snapshots TABLE')
     return 0
 
 

@@ -44,8 +44,7 @@ def terraform_output(
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise OutputsError(
             f"cannot read the Terraform output {name!r} in {infra_dir} "
-            f"(has `terraform apply` run there?){instead}"
-            + (f": {detail[-1]}" if detail else "")
+            f"(has `terraform apply` run there?){instead}" + (f": {detail[-1]}" if detail else "")
         )
     return json.loads(value) if as_json else value
 

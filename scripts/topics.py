@@ -29,8 +29,12 @@ class TopicSpec(Settings):
         "TOPIC_PARTITIONS", 3, "partitions per topic", flag="--partitions", ge=1, le=1000
     )
     replication_factor: int = setting(
-        "TOPIC_REPLICATION_FACTOR", 1, "copies of each partition; 3 on MSK",
-        flag="--replication-factor", ge=1, le=5,
+        "TOPIC_REPLICATION_FACTOR",
+        1,
+        "copies of each partition; 3 on MSK",
+        flag="--replication-factor",
+        ge=1,
+        le=5,
     )
     retention_hours: int = setting(
         "TOPIC_RETENTION_HOURS", 168, "how long records stay", flag="--retention-hours", ge=1

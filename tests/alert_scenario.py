@@ -38,11 +38,20 @@ def _where(km: float) -> dict:
 
 
 def gps(device: str, at: datetime, km: float, speed: float) -> Record:
-    return Record("gps", device, {
-        "id": _id("gps", device, at), "schemaVersion": 1, "deviceId": device,
-        "timestamp": format_timestamp(at), "location": _where(km), "speed": speed,
-        "direction": 315.0, "vehicleType": "car",
-    })
+    return Record(
+        "gps",
+        device,
+        {
+            "id": _id("gps", device, at),
+            "schemaVersion": 1,
+            "deviceId": device,
+            "timestamp": format_timestamp(at),
+            "location": _where(km),
+            "speed": speed,
+            "direction": 315.0,
+            "vehicleType": "car",
+        },
+    )
 
 
 def drive(device: str, start: datetime, km: float, speed: float, seconds: int) -> list[Record]:
@@ -53,31 +62,56 @@ def drive(device: str, start: datetime, km: float, speed: float, seconds: int) -
     ]
 
 
-def incident(device: str, at: datetime, km: float, incident_id: str, kind: str,
-             status: str) -> Record:
-    return Record("emergency", device, {
-        "id": _id("emergency", incident_id, status), "schemaVersion": 1, "deviceId": device,
-        "timestamp": format_timestamp(at), "location": _where(km), "incidentId": incident_id,
-        "type": kind, "status": status, "description": f"{kind} at km {km:g}",
-    })
+def incident(
+    device: str, at: datetime, km: float, incident_id: str, kind: str, status: str
+) -> Record:
+    return Record(
+        "emergency",
+        device,
+        {
+            "id": _id("emergency", incident_id, status),
+            "schemaVersion": 1,
+            "deviceId": device,
+            "timestamp": format_timestamp(at),
+            "location": _where(km),
+            "incidentId": incident_id,
+            "type": kind,
+            "status": status,
+            "description": f"{kind} at km {km:g}",
+        },
+    )
 
 
 def camera(device: str, at: datetime, camera_id: str, speed: float) -> Record:
     cam = next(c for c in ROUTE.cameras if c.id == camera_id)
-    return Record("traffic_camera", device, {
-        "id": _id("camera", device, camera_id, at), "schemaVersion": 1, "deviceId": device,
-        "timestamp": format_timestamp(at),
-        "location": {"latitude": cam.lat, "longitude": cam.lon},
-        "cameraId": camera_id, "measuredSpeed": speed,
-    })
+    return Record(
+        "traffic_camera",
+        device,
+        {
+            "id": _id("camera", device, camera_id, at),
+            "schemaVersion": 1,
+            "deviceId": device,
+            "timestamp": format_timestamp(at),
+            "location": {"latitude": cam.lat, "longitude": cam.lon},
+            "cameraId": camera_id,
+            "measuredSpeed": speed,
+        },
+    )
 
 
 def weather(device: str, at: datetime, location: dict, condition: str, **values) -> Record:
     payload = {
-        "id": _id("weather", device, at, condition), "schemaVersion": 1, "deviceId": device,
-        "timestamp": format_timestamp(at), "location": location, "temperature": -1.0,
-        "weatherCondition": condition, "precipitation": 0.5, "windSpeed": 12.0,
-        "humidity": 90.0, "airQualityIndex": 30.0,
+        "id": _id("weather", device, at, condition),
+        "schemaVersion": 1,
+        "deviceId": device,
+        "timestamp": format_timestamp(at),
+        "location": location,
+        "temperature": -1.0,
+        "weatherCondition": condition,
+        "precipitation": 0.5,
+        "windSpeed": 12.0,
+        "humidity": 90.0,
+        "airQualityIndex": 30.0,
     }
     payload.update(values)
     return Record("weather", device, payload)
@@ -129,12 +163,14 @@ def scenario() -> list[Record]:
 
 #: (rule, deviceId, incidentId, status) -> how many: everything the scenario must raise, and
 #: nothing else. Snow is two alerts: one per 15-minute period.
-EXPECTED = Counter({
-    ("incident", "reporter", "INC-1", "Active"): 1,
-    ("incident", "reporter", "INC-1", "Resolved"): 1,
-    ("incident", "orphan", "INC-2", "Resolved"): 1,
-    ("approaching_incident", "approacher", "INC-1", "Active"): 1,
-    ("speeding", "approacher", None, "Active"): 1,
-    ("stopped_vehicle", "stopped", None, "Active"): 1,
-    ("severe_weather", "snow-car", None, "Active"): 2,
-})
+EXPECTED = Counter(
+    {
+        ("incident", "reporter", "INC-1", "Active"): 1,
+        ("incident", "reporter", "INC-1", "Resolved"): 1,
+        ("incident", "orphan", "INC-2", "Resolved"): 1,
+        ("approaching_incident", "approacher", "INC-1", "Active"): 1,
+        ("speeding", "approacher", None, "Active"): 1,
+        ("stopped_vehicle", "stopped", None, "Active"): 1,
+        ("severe_weather", "snow-car", None, "Active"): 2,
+    }
+)

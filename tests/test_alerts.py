@@ -71,9 +71,13 @@ def test_the_spark_placement_is_the_python_one(spark):
 
 
 def test_alert_ids_are_deterministic_and_the_same_in_spark_and_python(spark):
-    row = spark.range(1).select(
-        alert_id("stopped_vehicle", *[F.lit(x) for x in ("vehicle-1", "2026-01-05T08:00:00")])
-    ).first()[0]
+    row = (
+        spark.range(1)
+        .select(
+            alert_id("stopped_vehicle", *[F.lit(x) for x in ("vehicle-1", "2026-01-05T08:00:00")])
+        )
+        .first()[0]
+    )
     assert row == _sha_id("stopped_vehicle", "vehicle-1", "2026-01-05T08:00:00")
     assert len(row) == 32 and row != _sha_id("stopped_vehicle", "vehicle-2", "2026-01-05T08:00:00")
 
@@ -100,7 +104,9 @@ def test_road_sections_cover_the_route_with_limits_from_the_route_data():
     assert len({s.id for s in road}) == len(road)
     assert road[0].start_km == 0 and math.isclose(road[-1].end_km, 178.15, abs_tol=0.01)
     assert {s.road_class: s.limit_kmh for s in road} == {
-        "urban": 48.0, "a_road": 113.0, "motorway": 113.0
+        "urban": 48.0,
+        "a_road": 113.0,
+        "motorway": 113.0,
     }
 
 
@@ -118,12 +124,14 @@ def produce(kafka_settings, records: list[Record]) -> None:
 
 def topic_values(kafka_settings, stream: str) -> list[dict]:
     """Every record on a derived topic, decoded (the topic is at least once)."""
-    consumer = Consumer({
-        "bootstrap.servers": kafka_settings.bootstrap_servers,
-        "group.id": f"test-{stream}-{time.monotonic_ns()}",
-        "auto.offset.reset": "earliest",
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_settings.bootstrap_servers,
+            "group.id": f"test-{stream}-{time.monotonic_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([kafka_settings.topic(stream)])
     values, idle_since = [], time.monotonic()
     while time.monotonic() - idle_since < 5:
@@ -152,8 +160,11 @@ def test_the_scripted_scenario_raises_exactly_the_expected_alerts(kafka_settings
     produce(kafka_settings, records)
     result = run_job(kafka_settings, lake_dir, "--available-now", **ALERTS_ON)
     # A normal run is quiet: no ERROR line, no Python traceback, no Java stack trace.
-    noise = [line for line in result.stderr.splitlines()
-             if " ERROR " in line or line.startswith(("Traceback", "\tat "))]
+    noise = [
+        line
+        for line in result.stderr.splitlines()
+        if " ERROR " in line or line.startswith(("Traceback", "\tat "))
+    ]
     assert not noise, "\n".join(noise[:20])
 
     rows = lake_rows(lake_dir, "alerts")
@@ -233,8 +244,9 @@ def batch_road_conditions(lake_dir, window_s: int = 60) -> dict[tuple, dict]:
 def test_road_conditions_equal_a_batch_computation_over_the_lake(kafka_settings, lake_dir):
     """Every window the stream emitted equals the same numbers computed from the lake's rows
     (duplicates included in the input, so the stream's own dedupe is tested too)."""
-    options = SimulationOptions(vehicles=3, seed=31, duplicate_fraction=0.03,
-                                incident_rate_per_hour=3.0)
+    options = SimulationOptions(
+        vehicles=3, seed=31, duplicate_fraction=0.03, incident_rate_per_hour=3.0
+    )
     events = list(simulate(options))
     assert send_events(events, kafka_settings, show_progress=False).ok
     run_job(kafka_settings, lake_dir, "--available-now", **ALERTS_ON)
@@ -304,8 +316,10 @@ def test_a_sigkill_mid_stream_repeats_no_alert_id_in_the_table(kafka_settings, l
     on_topic = topic_values(kafka_settings, "alerts")
     assert {v["id"] for v in on_topic} == {r["id"] for r in rows}
     repeated = sum(n - 1 for n in Counter(v["id"] for v in on_topic).values())
-    print(f"alerts on the topic: {len(on_topic)} records, {repeated} repeats; killed in batch "
-          f"{in_flight}")
+    print(
+        f"alerts on the topic: {len(on_topic)} records, {repeated} repeats; killed in batch "
+        f"{in_flight}"
+    )
     duplicates = [d for d in lake_rows(lake_dir, "duplicates") if d["stream"] == "alerts"]
     assert len(on_topic) - len(rows) == len(duplicates)
 

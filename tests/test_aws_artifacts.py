@@ -298,8 +298,18 @@ def test_the_upload_command_explains_a_missing_output(
     s3, fake_jars, fake_wheels, tmp_path, monkeypatch, capsys
 ):
     fake_terraform(tmp_path, monkeypatch, {})
-    assert artifacts.main(["upload", "--jars-dir", str(fake_jars[0].parent),
-                           "--wheels-dir", str(fake_wheels[0].parent)]) == 2
+    assert (
+        artifacts.main(
+            [
+                "upload",
+                "--jars-dir",
+                str(fake_jars[0].parent),
+                "--wheels-dir",
+                str(fake_wheels[0].parent),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "artifacts_bucket_name" in err and "--bucket" in err
 
@@ -310,8 +320,12 @@ def test_the_upload_command_refuses_a_wheels_folder_that_is_not_the_pinned_set(
     fake_terraform(tmp_path, monkeypatch, {"artifacts_bucket_name": BUCKET})
     pins = {**read_pins(), "pandas": "2.3.3"}
     wheels = make_wheels(tmp_path / "other", pins)
-    assert artifacts.main(["upload", "--jars-dir", str(fake_jars[0].parent),
-                           "--wheels-dir", str(wheels)]) == 2
+    assert (
+        artifacts.main(
+            ["upload", "--jars-dir", str(fake_jars[0].parent), "--wheels-dir", str(wheels)]
+        )
+        == 2
+    )
     assert "is not the pinned 2.2.3" in capsys.readouterr().err
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET), "nothing was uploaded"
 
@@ -325,8 +339,15 @@ def test_without_terraform_the_output_error_names_the_flag(monkeypatch, tmp_path
 def test_build_writes_the_zip_entry_and_manifest_locally(fake_jars, fake_wheels, tmp_path):
     assert (
         artifacts.main(
-            ["build", "--jars-dir", str(fake_jars[0].parent), "--out", str(tmp_path / "out"),
-             "--wheels-dir", str(fake_wheels[0].parent)]
+            [
+                "build",
+                "--jars-dir",
+                str(fake_jars[0].parent),
+                "--out",
+                str(tmp_path / "out"),
+                "--wheels-dir",
+                str(fake_wheels[0].parent),
+            ]
         )
         == 0
     )
@@ -379,10 +400,17 @@ def test_every_dependency_of_the_pinned_packages_is_pinned_too():
     from packaging.requirements import Requirement
 
     pins = {artifacts.canonical_name(n) for n in read_pins()}
-    node = {"python_version": "3.11", "python_full_version": "3.11.0", "sys_platform": "linux",
-            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
-            "platform_python_implementation": "CPython", "implementation_name": "cpython",
-            "extra": ""}
+    node = {
+        "python_version": "3.11",
+        "python_full_version": "3.11.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+        "platform_python_implementation": "CPython",
+        "implementation_name": "cpython",
+        "extra": "",
+    }
     missing = set()
     for name in pins - {artifacts.INSTALLER}:
         for line in requires(name) or []:
@@ -394,9 +422,11 @@ def test_every_dependency_of_the_pinned_packages_is_pinned_too():
 
 def test_requirements_must_pin_one_exact_version_per_line(tmp_path):
     lock = tmp_path / "requirements.txt"
-    for bad, message in (("pandas>=2.2\npip==26.3\n", "name==version"),
-                         ("pandas==2.2.3\nPandas==2.2.3\npip==26.3\n", "pinned twice"),
-                         ("pandas==2.2.3\n", "pin pip")):
+    for bad, message in (
+        ("pandas>=2.2\npip==26.3\n", "name==version"),
+        ("pandas==2.2.3\nPandas==2.2.3\npip==26.3\n", "pinned twice"),
+        ("pandas==2.2.3\n", "pin pip"),
+    ):
         lock.write_text(bad, encoding="utf-8")
         with pytest.raises(ArtifactsError, match=message):
             read_pins(lock)
@@ -420,11 +450,26 @@ def test_pip_downloads_the_wheels_the_emr_nodes_install_whatever_machine_runs_it
 
     command = artifacts.pip_download_command(artifacts.PYTHON_REQUIREMENTS, tmp_path)
     assert command == [
-        sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-        "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11",
-        "--abi", "cp311", "--platform", "manylinux2014_x86_64",
-        "--platform", "manylinux_2_28_x86_64",
-        "--dest", str(tmp_path), "--requirement", str(artifacts.PYTHON_REQUIREMENTS),
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        "3.11",
+        "--abi",
+        "cp311",
+        "--platform",
+        "manylinux2014_x86_64",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--dest",
+        str(tmp_path),
+        "--requirement",
+        str(artifacts.PYTHON_REQUIREMENTS),
     ]
     assert EMR_PYTHON.endswith("python" + artifacts.EMR_PYTHON_VERSION)
 
@@ -505,22 +550,29 @@ def test_the_wheel_set_uploads_under_its_name_with_what_to_install_and_the_manif
     assert result["uri"] == f"s3://{BUCKET}/{base}"
     assert result["uploaded"][-1] == base + "manifest.json"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert keys == {base + w.name for w in fake_wheels} | {base + "requirements.txt",
-                                                           base + "manifest.json"}
+    assert keys == {base + w.name for w in fake_wheels} | {
+        base + "requirements.txt",
+        base + "manifest.json",
+    }
 
     def body(key: str) -> bytes:
         return s3.get_object(Bucket=BUCKET, Key=base + key)["Body"].read()
 
     # What the bootstrap installs: every pin but pip, which it runs from its wheel instead.
     pins = read_pins()
-    installs = [line for line in body("requirements.txt").decode().splitlines()
-                if line and not line.startswith("#")]
+    installs = [
+        line
+        for line in body("requirements.txt").decode().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert installs == [f"{n}=={v}" for n, v in pins.items() if n != "pip"]
     manifest = json.loads(body("manifest.json"))
     assert manifest["installer"] == f"pip-{pins['pip']}-py3-none-any.whl"
     assert manifest["python_packages"] == artifacts.python_packages_id()
-    assert manifest["requirements_sha256"] == hashlib.sha256(
-        artifacts.PYTHON_REQUIREMENTS.read_bytes()).hexdigest()
+    assert (
+        manifest["requirements_sha256"]
+        == hashlib.sha256(artifacts.PYTHON_REQUIREMENTS.read_bytes()).hexdigest()
+    )
     for key, described in manifest["files"].items():
         assert hashlib.sha256(body(key)).hexdigest() == described["sha256"]
     again = upload_python_packages(s3, packages, BUCKET)

@@ -63,8 +63,9 @@ def aws(fake_aws_credentials, tmp_path):
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         for bucket in (ARTIFACTS, LOGS):
-            s3.create_bucket(Bucket=bucket,
-                             CreateBucketConfiguration={"LocationConstraint": REGION})
+            s3.create_bucket(
+                Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION}
+            )
         bundle = build(jars=find_jars(jars_dir))
         upload(s3, bundle, ARTIFACTS)
         emr = boto3.client("emr", region_name=REGION)
@@ -72,13 +73,22 @@ def aws(fake_aws_credentials, tmp_path):
             Name="smartcity-dev",
             ReleaseLabel="emr-7.13.0",
             LogUri=f"s3n://{LOGS}/emr/",
-            Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge",
-                       "InstanceCount": 3, "KeepJobFlowAliveWhenNoSteps": True},
+            Instances={
+                "MasterInstanceType": "m5.xlarge",
+                "SlaveInstanceType": "m5.xlarge",
+                "InstanceCount": 3,
+                "KeepJobFlowAliveWhenNoSteps": True,
+            },
             JobFlowRole="smartcity-dev-emr-ec2",
             ServiceRole="smartcity-dev-emr-service",
         )["JobFlowId"]
-        yield {"s3": s3, "emr": emr, "cluster_id": cluster_id, "version": bundle.version,
-               "manifest": bundle.manifest}
+        yield {
+            "s3": s3,
+            "emr": emr,
+            "cluster_id": cluster_id,
+            "version": bundle.version,
+            "manifest": bundle.manifest,
+        }
 
 
 def job_step(aws, **overrides) -> JobStep:
@@ -98,30 +108,52 @@ def expected_args(version: str, trigger: list[str]) -> list[str]:
     base = f"s3://{ARTIFACTS}/artifacts/{version}/"
     return [
         "spark-submit",
-        "--master", "yarn",
-        "--deploy-mode", "cluster",
-        "--name", "smartcity-streaming-job",
-        "--jars", ",".join(f"{base}jars/{name}" for name in JARS),
-        "--py-files", f"{base}emr_jobs.zip",
-        "--conf", "spark.pyspark.python=/usr/bin/python3.11",
-        "--conf", "spark.pyspark.driver.python=/usr/bin/python3.11",
-        "--conf", "spark.executorEnv.AWS_REGION=eu-west-2",
-        "--conf", "spark.yarn.appMasterEnv.AWS_REGION=eu-west-2",
-        "--conf", "spark.yarn.appMasterEnv.JOB_PUBLISH_METRICS=true",
-        "--conf", f"spark.yarn.appMasterEnv.LAKE_URI={LAKE_URI}",
-        "--conf", "spark.yarn.appMasterEnv.LAKE_CATALOG=glue",
-        "--conf", f"spark.yarn.appMasterEnv.LAKE_DATABASE={GLUE_DATABASE}",
+        "--master",
+        "yarn",
+        "--deploy-mode",
+        "cluster",
+        "--name",
+        "smartcity-streaming-job",
+        "--jars",
+        ",".join(f"{base}jars/{name}" for name in JARS),
+        "--py-files",
+        f"{base}emr_jobs.zip",
+        "--conf",
+        "spark.pyspark.python=/usr/bin/python3.11",
+        "--conf",
+        "spark.pyspark.driver.python=/usr/bin/python3.11",
+        "--conf",
+        "spark.executorEnv.AWS_REGION=eu-west-2",
+        "--conf",
+        "spark.yarn.appMasterEnv.AWS_REGION=eu-west-2",
+        "--conf",
+        "spark.yarn.appMasterEnv.JOB_PUBLISH_METRICS=true",
+        "--conf",
+        f"spark.yarn.appMasterEnv.LAKE_URI={LAKE_URI}",
+        "--conf",
+        "spark.yarn.appMasterEnv.LAKE_CATALOG=glue",
+        "--conf",
+        f"spark.yarn.appMasterEnv.LAKE_DATABASE={GLUE_DATABASE}",
         # Every contract's topic, the derived ones the job writes included, in stream order.
-        "--conf", "spark.yarn.appMasterEnv.ALERTS_TOPIC=alerts",
-        "--conf", "spark.yarn.appMasterEnv.EMERGENCY_TOPIC=emergency_data",
-        "--conf", "spark.yarn.appMasterEnv.GPS_TOPIC=gps_data",
-        "--conf", "spark.yarn.appMasterEnv.ROAD_CONDITIONS_TOPIC=road_conditions",
-        "--conf", "spark.yarn.appMasterEnv.TRAFFIC_TOPIC=traffic_data",
-        "--conf", "spark.yarn.appMasterEnv.VEHICLE_TOPIC=vehicle_data",
-        "--conf", "spark.yarn.appMasterEnv.WEATHER_TOPIC=weather_data",
+        "--conf",
+        "spark.yarn.appMasterEnv.ALERTS_TOPIC=alerts",
+        "--conf",
+        "spark.yarn.appMasterEnv.EMERGENCY_TOPIC=emergency_data",
+        "--conf",
+        "spark.yarn.appMasterEnv.GPS_TOPIC=gps_data",
+        "--conf",
+        "spark.yarn.appMasterEnv.ROAD_CONDITIONS_TOPIC=road_conditions",
+        "--conf",
+        "spark.yarn.appMasterEnv.TRAFFIC_TOPIC=traffic_data",
+        "--conf",
+        "spark.yarn.appMasterEnv.VEHICLE_TOPIC=vehicle_data",
+        "--conf",
+        "spark.yarn.appMasterEnv.WEATHER_TOPIC=weather_data",
         f"{base}job.py",
-        "--bootstrap-servers", MSK_BROKERS,
-        "--auth-mode", "msk-iam",
+        "--bootstrap-servers",
+        MSK_BROKERS,
+        "--auth-mode",
+        "msk-iam",
         *trigger,
     ]
 
@@ -157,15 +189,22 @@ def test_the_driver_gets_settings_the_job_accepts(monkeypatch):
     prefix = "spark.yarn.appMasterEnv."
     for flag, conf in zip(args, args[1:], strict=False):
         if flag == "--conf" and conf.startswith(prefix):
-            name, _, value = conf[len(prefix):].partition("=")
+            name, _, value = conf[len(prefix) :].partition("=")
             monkeypatch.setenv(name, value)
-    job_args = args[args.index(f"s3://{ARTIFACTS}/artifacts/v/job.py") + 1:]
+    job_args = args[args.index(f"s3://{ARTIFACTS}/artifacts/v/job.py") + 1 :]
     kafka, job, streams = settings_from(parse_args(job_args))
     assert (kafka.auth_mode, kafka.bootstrap_servers, kafka.aws_region) == (
-        "msk-iam", MSK_BROKERS, REGION)
+        "msk-iam",
+        MSK_BROKERS,
+        REGION,
+    )
     assert kafka.topics["vehicle"] == "vehicle_data"
     assert (job.lake_uri, job.trigger, job.trigger_interval, job.publish_metrics) == (
-        LAKE_URI, "processingTime", "30 seconds", True)
+        LAKE_URI,
+        "processingTime",
+        "30 seconds",
+        True,
+    )
     # The Glue catalog Terraform made, through EMR's own Iceberg (no jar of ours on the cluster).
     assert (job.catalog, job.database) == ("glue", GLUE_DATABASE)
 
@@ -217,13 +256,18 @@ def test_the_brokers_are_the_iam_listener_of_the_msk_cluster(fake_aws_credential
     with Stubber(kafka) as stub:
         stub.add_response(
             "get_bootstrap_brokers",
-            {"BootstrapBrokerStringSaslIam": MSK_BROKERS,
-             "BootstrapBrokerStringTls": MSK_BROKERS.replace(":9098", ":9094")},
+            {
+                "BootstrapBrokerStringSaslIam": MSK_BROKERS,
+                "BootstrapBrokerStringTls": MSK_BROKERS.replace(":9098", ":9094"),
+            },
             {"ClusterArn": MSK_ARN},
         )
         assert bootstrap_brokers(kafka, MSK_ARN) == MSK_BROKERS
-        stub.add_response("get_bootstrap_brokers",
-                          {"BootstrapBrokerStringTls": "b-1.x:9094"}, {"ClusterArn": MSK_ARN})
+        stub.add_response(
+            "get_bootstrap_brokers",
+            {"BootstrapBrokerStringTls": "b-1.x:9094"},
+            {"ClusterArn": MSK_ARN},
+        )
         with pytest.raises(StepError, match="BootstrapBrokerStringSaslIam"):
             bootstrap_brokers(kafka, MSK_ARN)
         stub.assert_no_pending_responses()
@@ -240,7 +284,8 @@ def test_submit_adds_exactly_that_step(aws):
     assert described["ActionOnFailure"] == "CONTINUE"
     assert described["Config"]["Jar"] == "command-runner.jar"
     assert described["Config"]["Args"] == expected_args(
-        aws["version"], ["--trigger-interval", "10 seconds"])
+        aws["version"], ["--trigger-interval", "10 seconds"]
+    )
 
 
 def test_a_second_submit_is_refused_while_the_first_runs(aws):
@@ -255,9 +300,16 @@ def test_a_second_submit_is_refused_while_the_first_runs(aws):
 
 
 def test_a_pending_step_also_blocks_a_second_submit(aws):
-    aws["emr"].add_job_flow_steps(JobFlowId=aws["cluster_id"], Steps=[{
-        "Name": "maintenance", "ActionOnFailure": "CONTINUE",
-        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["true"]}}])
+    aws["emr"].add_job_flow_steps(
+        JobFlowId=aws["cluster_id"],
+        Steps=[
+            {
+                "Name": "maintenance",
+                "ActionOnFailure": "CONTINUE",
+                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["true"]},
+            }
+        ],
+    )
     submit(aws["emr"], job_step(aws))  # queued behind the maintenance step: PENDING
     with pytest.raises(StepConflict, match="already PENDING"):
         submit(aws["emr"], job_step(aws))
@@ -292,12 +344,17 @@ def test_status_reports_the_reason_of_the_last_failure(fake_aws_credentials):
     ended = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
     def summary(step_id, state, **status_extra):
-        return {"Id": step_id, "Name": JOB_NAME, "ActionOnFailure": "CONTINUE",
-                "Config": {"Jar": "command-runner.jar", "Args": []},
-                "Status": {"State": state, "Timeline": {"CreationDateTime": ended}, **status_extra}}
+        return {
+            "Id": step_id,
+            "Name": JOB_NAME,
+            "ActionOnFailure": "CONTINUE",
+            "Config": {"Jar": "command-runner.jar", "Args": []},
+            "Status": {"State": state, "Timeline": {"CreationDateTime": ended}, **status_extra},
+        }
 
     failed = summary(
-        "s-2FAILED", "FAILED",
+        "s-2FAILED",
+        "FAILED",
         FailureDetails={
             "Reason": "Unknown Error.",
             "Message": "SaslAuthenticationException: Access denied",
@@ -307,9 +364,11 @@ def test_status_reports_the_reason_of_the_last_failure(fake_aws_credentials):
         Timeline={"CreationDateTime": ended, "EndDateTime": ended},
     )
     with Stubber(emr) as stub:
-        stub.add_response("list_steps", {"Steps": [
-            summary("s-3NEW", "PENDING"), failed, summary("s-1OLD", "FAILED")]},
-            {"ClusterId": "j-1"})
+        stub.add_response(
+            "list_steps",
+            {"Steps": [summary("s-3NEW", "PENDING"), failed, summary("s-1OLD", "FAILED")]},
+            {"ClusterId": "j-1"},
+        )
         result = status(emr, "j-1")
     assert result.state == "PENDING"
     assert result.describe().splitlines()[1] == (
@@ -339,15 +398,21 @@ def test_stop_cancels_the_step_and_kills_its_yarn_application(aws):
         stub.add_response(
             "cancel_steps",
             {"CancelStepsInfoList": [{"StepId": step_id, "Status": "SUBMITTED", "Reason": ""}]},
-            {"ClusterId": aws["cluster_id"], "StepIds": [step_id],
-             "StepCancellationOption": "SEND_INTERRUPT"},
+            {
+                "ClusterId": aws["cluster_id"],
+                "StepIds": [step_id],
+                "StepCancellationOption": "SEND_INTERRUPT",
+            },
         )
         done = stop(CancelThroughStub(aws["emr"], cancel), aws["cluster_id"])
         stub.assert_no_pending_responses()
     assert done[1] == f"cancel step {step_id}: SUBMITTED"
     assert "resumes from its checkpoint" in done[-1]
-    (kill,) = [s for s in aws["emr"].list_steps(ClusterId=aws["cluster_id"])["Steps"]
-               if s["Name"] == f"{JOB_NAME}-stop"]
+    (kill,) = [
+        s
+        for s in aws["emr"].list_steps(ClusterId=aws["cluster_id"])["Steps"]
+        if s["Name"] == f"{JOB_NAME}-stop"
+    ]
     assert done[0].startswith(f"added step {kill['Id']} ")
     args = kill["Config"]["Args"]
     assert args[:2] == ["bash", "-c"]
@@ -355,17 +420,27 @@ def test_stop_cancels_the_step_and_kills_its_yarn_application(aws):
 
 
 def test_stop_force_uses_terminate_process_and_a_pending_step_needs_no_kill(aws):
-    aws["emr"].add_job_flow_steps(JobFlowId=aws["cluster_id"], Steps=[{
-        "Name": "maintenance", "ActionOnFailure": "CONTINUE",
-        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["true"]}}])
+    aws["emr"].add_job_flow_steps(
+        JobFlowId=aws["cluster_id"],
+        Steps=[
+            {
+                "Name": "maintenance",
+                "ActionOnFailure": "CONTINUE",
+                "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["true"]},
+            }
+        ],
+    )
     step_id = submit(aws["emr"], job_step(aws))  # PENDING
     cancel = boto3.client("emr", region_name=REGION)
     with Stubber(cancel) as stub:
         stub.add_response(
             "cancel_steps",
             {"CancelStepsInfoList": [{"StepId": step_id, "Status": "SUBMITTED"}]},
-            {"ClusterId": aws["cluster_id"], "StepIds": [step_id],
-             "StepCancellationOption": "TERMINATE_PROCESS"},
+            {
+                "ClusterId": aws["cluster_id"],
+                "StepIds": [step_id],
+                "StepCancellationOption": "TERMINATE_PROCESS",
+            },
         )
         done = stop(CancelThroughStub(aws["emr"], cancel), aws["cluster_id"], force=True)
     assert done[0] == f"cancel step {step_id}: SUBMITTED"
@@ -389,16 +464,24 @@ def test_logs_point_at_the_step_and_the_driver_container(aws):
     step_id = submit(aws["emr"], job_step(aws))
     base = f"emr/{aws['cluster_id']}/"
     s3 = aws["s3"]
-    s3.put_object(Bucket=LOGS, Key=f"{base}steps/{step_id}/stderr.gz", Body=gzip.compress(
-        f"25/01/05 09:00:01 INFO Client: Submitted application {APP}\n".encode()))
-    for container in ("container_1767600000000_0001_01_000001",
-                      "container_1767600000000_0001_01_000002"):
+    s3.put_object(
+        Bucket=LOGS,
+        Key=f"{base}steps/{step_id}/stderr.gz",
+        Body=gzip.compress(
+            f"25/01/05 09:00:01 INFO Client: Submitted application {APP}\n".encode()
+        ),
+    )
+    for container in (
+        "container_1767600000000_0001_01_000001",
+        "container_1767600000000_0001_01_000002",
+    ):
         s3.put_object(Bucket=LOGS, Key=f"{base}containers/{APP}/{container}/stderr.gz", Body=b"x")
     where = log_locations(aws["emr"], aws["cluster_id"], step_id, s3)
     assert where["step"] == f"s3://{LOGS}/{base}steps/{step_id}/"
     assert where["application_id"] == APP
     assert where["driver"] == (
-        f"s3://{LOGS}/{base}containers/{APP}/container_1767600000000_0001_01_000001/")
+        f"s3://{LOGS}/{base}containers/{APP}/container_1767600000000_0001_01_000001/"
+    )
     text = emr_steps.format_logs(where)
     assert where["driver"] in text and f"yarn logs -applicationId {APP}" in text
 
@@ -419,15 +502,23 @@ def test_logs_before_emr_has_copied_them_still_say_where_to_look(aws):
 
 @pytest.fixture
 def terraform_outputs(aws, tmp_path, monkeypatch):
-    outputs = {"emr_cluster_id": aws["cluster_id"], "artifacts_bucket_name": ARTIFACTS,
-               "lake_uri": LAKE_URI, "glue_database_name": GLUE_DATABASE,
-               "msk_cluster_arn": MSK_ARN, "aws_region": REGION}
+    outputs = {
+        "emr_cluster_id": aws["cluster_id"],
+        "artifacts_bucket_name": ARTIFACTS,
+        "lake_uri": LAKE_URI,
+        "glue_database_name": GLUE_DATABASE,
+        "msk_cluster_arn": MSK_ARN,
+        "aws_region": REGION,
+    }
     bin_dir = tmp_path / "fake-bin"
     bin_dir.mkdir()
     cases = "".join(f"  {k}) printf '%s' '{v}';;\n" for k, v in outputs.items())
     script: Path = bin_dir / "terraform"
-    script.write_text("#!/bin/sh\nfor last; do :; done\ncase \"$last\" in\n" + cases
-                      + "  *) echo \"Error: Output not found\" >&2; exit 1;;\nesac\n")
+    script.write_text(
+        '#!/bin/sh\nfor last; do :; done\ncase "$last" in\n'
+        + cases
+        + '  *) echo "Error: Output not found" >&2; exit 1;;\nesac\n'
+    )
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return outputs
@@ -437,15 +528,31 @@ def test_the_commands_take_everything_from_the_terraform_outputs(aws, terraform_
     assert emr_steps.main(["submit", "--bootstrap-servers", MSK_BROKERS, "--dry-run"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["HadoopJarStep"]["Args"] == expected_args(
-        aws["version"], ["--trigger-interval", "10 seconds"])
-    assert emr_steps.main(["submit", "--bootstrap-servers", MSK_BROKERS, "--dry-run",
-                           "--env", "JOB_STARTING_OFFSETS=latest"]) == 0
+        aws["version"], ["--trigger-interval", "10 seconds"]
+    )
+    assert (
+        emr_steps.main(
+            [
+                "submit",
+                "--bootstrap-servers",
+                MSK_BROKERS,
+                "--dry-run",
+                "--env",
+                "JOB_STARTING_OFFSETS=latest",
+            ]
+        )
+        == 0
+    )
     args = json.loads(capsys.readouterr().out)["HadoopJarStep"]["Args"]
     conf = "spark.yarn.appMasterEnv.JOB_STARTING_OFFSETS=latest"
     assert args[args.index(conf) - 1] == "--conf"
     assert args.index(conf) < args.index(f"s3://{ARTIFACTS}/artifacts/{aws['version']}/job.py")
-    assert emr_steps.main(["submit", "--bootstrap-servers", MSK_BROKERS, "--dry-run",
-                           "--env", "lower=x"]) == 2
+    assert (
+        emr_steps.main(
+            ["submit", "--bootstrap-servers", MSK_BROKERS, "--dry-run", "--env", "lower=x"]
+        )
+        == 2
+    )
     assert "upper-case" in capsys.readouterr().err
     assert aws["emr"].list_steps(ClusterId=aws["cluster_id"])["Steps"] == []
 
@@ -469,8 +576,11 @@ def test_submit_explains_missing_artifacts(aws, terraform_outputs, capsys):
 def test_submit_looks_the_brokers_up_from_the_msk_cluster_of_the_outputs(aws, terraform_outputs):
     kafka = boto3.client("kafka", region_name=REGION)
     with Stubber(kafka) as stub:
-        stub.add_response("get_bootstrap_brokers", {"BootstrapBrokerStringSaslIam": MSK_BROKERS},
-                          {"ClusterArn": MSK_ARN})
+        stub.add_response(
+            "get_bootstrap_brokers",
+            {"BootstrapBrokerStringSaslIam": MSK_BROKERS},
+            {"ClusterArn": MSK_ARN},
+        )
         args = emr_steps.parse_args(["submit", "--region", REGION])
         step = emr_steps.build_step(args, aws["s3"], kafka)
         stub.assert_no_pending_responses()

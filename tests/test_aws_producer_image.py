@@ -83,8 +83,25 @@ def parse_dockerfile(text: str) -> list[Instruction]:
     return instructions
 
 
-KNOWN = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
-         "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}
+KNOWN = {
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+}
 
 
 @pytest.fixture(scope="module")
@@ -99,11 +116,15 @@ def final_stage(instructions: list[Instruction]) -> list[Instruction]:
 
 def test_the_parser_reads_continuations_comments_and_exec_forms():
     parsed = parse_dockerfile(
-        "# syntax=docker/dockerfile:1\nFROM a:1 AS b\n\nENV A=1 \\\n    # note\n    B=\"x y\"\n"
+        '# syntax=docker/dockerfile:1\nFROM a:1 AS b\n\nENV A=1 \\\n    # note\n    B="x y"\n'
         'ENTRYPOINT ["p", "-m"]\nRUN echo hi \\\n && true\n'
     )
-    assert [(i.keyword, i.line) for i in parsed] == [("FROM", 2), ("ENV", 4), ("ENTRYPOINT", 7),
-                                                      ("RUN", 8)]
+    assert [(i.keyword, i.line) for i in parsed] == [
+        ("FROM", 2),
+        ("ENV", 4),
+        ("ENTRYPOINT", 7),
+        ("RUN", 8),
+    ]
     assert parsed[1].key_values() == {"A": "1", "B": "x y"}
     assert parsed[2].json_args == ["p", "-m"]
     assert parsed[3].value == "echo hi && true"
@@ -132,7 +153,7 @@ def test_the_image_runs_as_the_non_root_user_of_the_ecs_task(dockerfile):
     task_user = re.search(r'\buser\s*=\s*"([^"]+)"', ecs)
     assert task_user is not None and task_user.group(1) == user
     # Nothing after USER needs root (package installs, user creation).
-    after = final_stage(dockerfile)[[i.keyword for i in final_stage(dockerfile)].index("USER"):]
+    after = final_stage(dockerfile)[[i.keyword for i in final_stage(dockerfile)].index("USER") :]
     assert not [i for i in after if i.keyword in ("RUN", "ADD", "COPY")]
 
 
@@ -150,8 +171,9 @@ def test_the_image_works_with_a_read_only_root_filesystem(dockerfile):
     assert all("/tmp" in v for v in volumes)
 
 
-SECRET_NAMES = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)",
-                          re.IGNORECASE)
+SECRET_NAMES = re.compile(
+    r"(SECRET|PASSWORD|PASSWD|TOKEN|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.IGNORECASE
+)
 
 
 def test_no_credentials_are_baked_in(dockerfile):
@@ -175,11 +197,17 @@ def test_the_entrypoint_is_the_console_script_declared_in_pyproject(dockerfile):
 
 def test_the_entrypoint_help_runs_in_the_venv():
     cli = Path(sys.executable).parent / "smartcity-producer"
-    result = subprocess.run([str(cli), "--help"], capture_output=True, text=True, timeout=60,
-                            check=False)
+    result = subprocess.run(
+        [str(cli), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
-    for flag in ("--bootstrap-servers", "--auth-mode", "--aws-region", "--aws-profile",
-                 "--role-arn"):
+    for flag in (
+        "--bootstrap-servers",
+        "--auth-mode",
+        "--aws-region",
+        "--aws-profile",
+        "--role-arn",
+    ):
         assert flag in result.stdout
 
 
@@ -187,8 +215,13 @@ def test_the_topics_admin_entrypoint_of_the_ecs_task_runs_in_the_venv():
     """infra/ overrides the entrypoint with ``python -m scripts.topics create``."""
     ecs = (REPO_ROOT / "infra" / "modules" / "ecs" / "main.tf").read_text(encoding="utf-8")
     assert 'entryPoint       = ["python", "-m", "scripts.topics"]' in ecs
-    result = subprocess.run([sys.executable, "-m", "scripts.topics", "--help"],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.topics", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0 and "create" in result.stdout
 
 
@@ -243,8 +276,14 @@ def test_the_build_context_is_the_code_the_image_installs_and_nothing_else(docke
     context = build_context(REPO_ROOT, DOCKERIGNORE)
     tops = {p.split("/")[0] for p in context}
     assert tops <= {"pyproject.toml", "README.md", "emr_jobs", "producer", "scripts"}
-    assert {"pyproject.toml", "README.md", "producer/cli.py", "scripts/topics.py",
-            "emr_jobs/core/contracts/vehicle.json", "scripts/__init__.py"} <= context
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "producer/cli.py",
+        "scripts/topics.py",
+        "emr_jobs/core/contracts/vehicle.json",
+        "scripts/__init__.py",
+    } <= context
     assert not [p for p in context if "__pycache__" in p or p.endswith(".pyc")]
     assert "producer/Dockerfile" not in context
     # Package data the producer needs at run time is in the context.
@@ -286,8 +325,9 @@ def fake_docker(tmp_path: Path, monkeypatch, *, engine_up: bool = True) -> Path:
 def ecr(fake_aws_credentials):
     with mock_aws():
         client = boto3.client("ecr", region_name=REGION)
-        url = client.create_repository(repositoryName="smartcity-dev",
-                                       imageTagMutability="IMMUTABLE")["repository"]["repositoryUri"]
+        url = client.create_repository(
+            repositoryName="smartcity-dev", imageTagMutability="IMMUTABLE"
+        )["repository"]["repositoryUri"]
         yield client, url
 
 
@@ -299,8 +339,12 @@ def test_without_docker_the_command_says_so(monkeypatch, tmp_path, capsys):
 
 def test_without_a_docker_engine_the_command_says_so(monkeypatch, tmp_path, capsys):
     fake_docker(tmp_path, monkeypatch, engine_up=False)
-    assert push_image.main(["--repository-url",
-                            "123456789012.dkr.ecr.eu-west-2.amazonaws.com/smartcity-dev"]) == 2
+    assert (
+        push_image.main(
+            ["--repository-url", "123456789012.dkr.ecr.eu-west-2.amazonaws.com/smartcity-dev"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "cannot reach the Docker engine" in err and "Cannot connect to the Docker daemon" in err
 
@@ -320,12 +364,24 @@ def test_build_login_and_push_to_the_repository_of_the_terraform_outputs(
     calls = [json.loads(line) for line in calls_log.read_text().splitlines()]
     assert [c["args"][0] for c in calls] == ["info", "build", "login", "push"]
     build = calls[1]["args"]
-    assert build[:7] == ["build", "--file", "producer/Dockerfile", "--platform", "linux/amd64",
-                         "--tag", f"{url}:{tag}"]
+    assert build[:7] == [
+        "build",
+        "--file",
+        "producer/Dockerfile",
+        "--platform",
+        "linux/amd64",
+        "--tag",
+        f"{url}:{tag}",
+    ]
     assert build[-1] == "."
     assert f"org.opencontainers.image.version={tag}" in build
-    assert calls[2]["args"] == ["login", "--username", "AWS", "--password-stdin",
-                                url.partition("/")[0]]
+    assert calls[2]["args"] == [
+        "login",
+        "--username",
+        "AWS",
+        "--password-stdin",
+        url.partition("/")[0],
+    ]
     assert calls[2]["stdin"] == "123456789012-auth-token"  # moto's ECR password, via stdin only
     assert not any("auth-token" in a for c in calls for a in c["args"])
     assert calls[3]["args"] == ["push", f"{url}:{tag}"]
@@ -335,25 +391,38 @@ def test_build_login_and_push_to_the_repository_of_the_terraform_outputs(
 
 def test_an_existing_tag_is_refused_before_building(ecr, tmp_path, monkeypatch):
     client, url = ecr
-    manifest = {"schemaVersion": 2,
-                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
-                           "size": 1, "digest": "sha256:" + "a" * 64},
-                "layers": []}
-    client.put_image(repositoryName="smartcity-dev", imageManifest=json.dumps(manifest),
-                     imageTag="0.1.0")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1,
+            "digest": "sha256:" + "a" * 64,
+        },
+        "layers": [],
+    }
+    client.put_image(
+        repositoryName="smartcity-dev", imageManifest=json.dumps(manifest), imageTag="0.1.0"
+    )
     calls_log = fake_docker(tmp_path, monkeypatch)
     with pytest.raises(ImageError, match="already exists.*immutable"):
         push_image.push(client, Repository(url), "0.1.0", docker=str(tmp_path / "fake-bin/docker"))
     assert not calls_log.exists()  # nothing was built
     with pytest.raises(ImageError, match="does not exist; apply infra/"):
-        push_image.push(client, Repository(url.replace("smartcity-dev", "missing")), "0.2.0",
-                        docker=str(tmp_path / "fake-bin/docker"))
+        push_image.push(
+            client,
+            Repository(url.replace("smartcity-dev", "missing")),
+            "0.2.0",
+            docker=str(tmp_path / "fake-bin/docker"),
+        )
 
 
 def test_repository_urls_are_checked_and_give_their_region():
     repo = Repository("123456789012.dkr.ecr.eu-west-2.amazonaws.com/smartcity-dev")
     assert (repo.registry, repo.name, repo.region) == (
-        "123456789012.dkr.ecr.eu-west-2.amazonaws.com", "smartcity-dev", "eu-west-2")
+        "123456789012.dkr.ecr.eu-west-2.amazonaws.com",
+        "smartcity-dev",
+        "eu-west-2",
+    )
     with pytest.raises(ImageError, match="not an ECR repository URL"):
         Repository("docker.io/library/python")

@@ -27,7 +27,11 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-results")
     result = subprocess.run(
         [sys.executable, "-m", "scripts.bench", "--quick", "--out", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=1200, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
     assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return out, result.stdout
@@ -40,18 +44,31 @@ def test_the_quick_benchmark_writes_every_figure_to_the_json_file(quick_run):
     assert results["meta"]["mode"] == "quick"
 
     producer = results["producer"]
-    for key in ("simulator_only", "simulator_only_mb_s", "producer", "producer_mb_s",
-                "producer_vs_ceiling"):
+    for key in (
+        "simulator_only",
+        "simulator_only_mb_s",
+        "producer",
+        "producer_mb_s",
+        "producer_vs_ceiling",
+    ):
         assert set(producer[key]) == SIZES, key
         assert all(_is_figure(f) for f in producer[key].values()), key
     for key in ("tutorial", "producer_vs_tutorial", "ceiling_vs_tutorial", "producer_scaling"):
         assert _is_figure(producer[key]), key
 
     job = results["job"]
-    for key in ("streaming_rows_per_s", "batch_ceiling_rows_per_s",
-                "batch_ceiling_cold_rows_per_s", "job_vs_ceiling", "fleet_events_per_s",
-                "job_vs_fleet", "startup_seconds", "drain_seconds", "task_cpu_us_per_event",
-                "cpu_per_row_vs_ceiling"):
+    for key in (
+        "streaming_rows_per_s",
+        "batch_ceiling_rows_per_s",
+        "batch_ceiling_cold_rows_per_s",
+        "job_vs_ceiling",
+        "fleet_events_per_s",
+        "job_vs_fleet",
+        "startup_seconds",
+        "drain_seconds",
+        "task_cpu_us_per_event",
+        "cpu_per_row_vs_ceiling",
+    ):
         assert _is_figure(job[key]), key
         assert job[key]["median"] > 0, key
     assert job["summary"]["vehicle"]["written"] > 0, "the job's own JOB_SUMMARY"
@@ -89,10 +106,15 @@ def test_the_table_gives_each_target_with_its_status(quick_run):
     rows = json.loads((out / "results.json").read_text())["table"]
     targets = [r for r in rows if r["target"]]
     named = " ".join(r["figure"] for r in targets)
-    for what in ("Producer / simulator-only ceiling", "Producer / tutorial pattern",
-                 "Job / batch ceiling", "Job drain / 10,000-vehicle fleet's real-time rate",
-                 "latency p99, 5,000 ev/s", "Producer peak RSS",
-                 "Producer throughput, 10,000 / 10 vehicles"):
+    for what in (
+        "Producer / simulator-only ceiling",
+        "Producer / tutorial pattern",
+        "Job / batch ceiling",
+        "Job drain / 10,000-vehicle fleet's real-time rate",
+        "latency p99, 5,000 ev/s",
+        "Producer peak RSS",
+        "Producer throughput, 10,000 / 10 vehicles",
+    ):
         assert what in named, what
     assert {r["status"] for r in targets} <= {"met", "missed", "not measured"}
     for row in targets:

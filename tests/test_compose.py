@@ -35,8 +35,11 @@ COMPOSE_FILE = LOCAL / "docker-compose.yml"
 #: The compose stack's documentation: the "Compose stack (Docker)" section.
 README = LOCAL / "README.md"
 #: The settings tables: the shared ones (top README), the producer's, the job's and its alerts'.
-SETTINGS_READMES = (REPO_ROOT / "README.md", REPO_ROOT / "producer" / "README.md",
-                    REPO_ROOT / "emr_jobs" / "README.md")
+SETTINGS_READMES = (
+    REPO_ROOT / "README.md",
+    REPO_ROOT / "producer" / "README.md",
+    REPO_ROOT / "emr_jobs" / "README.md",
+)
 
 #: Containers reach Kafka here; the host reaches it at KafkaSettings' default.
 INTERNAL_BOOTSTRAP = "kafka:29092"
@@ -134,8 +137,17 @@ def test_the_compose_file_parses_and_defines_the_stack(compose, services):
     assert set(compose) <= {"name", "services", "volumes", "networks"} | {
         k for k in compose if k.startswith("x-")
     }
-    for name in ("kafka", "topics", "minio", "minio-init", "spark-master", "spark-worker-1",
-                 "spark-worker-2", "spark-submit", "producer"):
+    for name in (
+        "kafka",
+        "topics",
+        "minio",
+        "minio-init",
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
+        "spark-submit",
+        "producer",
+    ):
         assert name in services, f"service {name} is missing"
 
 
@@ -311,7 +323,9 @@ def test_topic_variables_are_the_contracts(services):
     """Every contract's topic, the derived ones (alerts, road conditions) included."""
     wanted = {CONTRACTS[s].topic_env: CONTRACTS[s].default_topic for s in ALL_STREAMS}
     assert {CONTRACTS[s].topic_env for s in DERIVED_STREAMS} == {
-        "ALERTS_TOPIC", "ROAD_CONDITIONS_TOPIC"}
+        "ALERTS_TOPIC",
+        "ROAD_CONDITIONS_TOPIC",
+    }
     for name in ("topics", "spark-submit", "producer"):
         env = environment(services[name])
         assert {k: env.get(k) for k in wanted} == wanted, f"{name}: topic variables differ"
@@ -337,8 +351,14 @@ def test_the_topics_service_creates_every_contract_s_topic(services, tmp_path):
     copy = tmp_path / "create-topics.sh"
     copy.write_text(script.replace("/opt/kafka/bin/kafka-topics.sh", str(fake)), encoding="utf-8")
     env = {k: str(v) for k, v in environment(services["topics"]).items()}
-    result = subprocess.run(["sh", str(copy)], env={"PATH": os.environ["PATH"], **env},
-                            capture_output=True, text=True, timeout=30, check=False)
+    result = subprocess.run(
+        ["sh", str(copy)],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     *creates, describe = calls.read_text(encoding="utf-8").splitlines()
     created = [c.split("--topic ")[1].split()[0] for c in creates]
@@ -370,9 +390,17 @@ def project_variables() -> set[str]:
 
 #: Variables for the containers' own tools (Spark, S3A, MinIO, Python), not project settings.
 PLATFORM_VARIABLES = {
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PYTHONPATH", "PYSPARK_PYTHON",
-    "SPARK_MASTER_URL", "S3_ENDPOINT_URL", "SPARK_WORKER_MEMORY", "SPARK_WORKER_CORES",
-    "LAKE_BUCKET", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "PYTHONPATH",
+    "PYSPARK_PYTHON",
+    "SPARK_MASTER_URL",
+    "S3_ENDPOINT_URL",
+    "SPARK_WORKER_MEMORY",
+    "SPARK_WORKER_CORES",
+    "LAKE_BUCKET",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
 }
 
 
@@ -513,7 +541,7 @@ def setup_jar_sets() -> list[str]:
     script = (REPO_ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
     match = re.search(r"^for set in ([a-z0-9 -]+); do$", script, re.M)
     assert match, "setup.sh has no `for set in ...` loop over the jar sets"
-    assert 'OUT=$CACHE/jars/$set' in script and "POM=local/maven/$set/pom.xml" in script
+    assert "OUT=$CACHE/jars/$set" in script and "POM=local/maven/$set/pom.xml" in script
     return match.group(1).split()
 
 
@@ -543,8 +571,12 @@ def test_the_job_mounts_exactly_the_jar_sets_setup_resolves_and_puts_each_on_its
         assert target == f"/opt/smartcity/jars/{name}"
         assert f'"$JARS"/{name}/*.jar' in jars_line.group(1), f"{name} jars not on --jars"
     # The job fails with a clear message, not a ClassNotFoundException, when a set is missing.
-    for jar in ("spark/spark-sql-kafka-0-10_", "iceberg/iceberg-spark-runtime-",
-                "iceberg/sqlite-jdbc-", "s3a/hadoop-aws-"):
+    for jar in (
+        "spark/spark-sql-kafka-0-10_",
+        "iceberg/iceberg-spark-runtime-",
+        "iceberg/sqlite-jdbc-",
+        "s3a/hadoop-aws-",
+    ):
         assert jar in script, f"submit-job.sh does not check for {jar}*.jar"
     # The Iceberg runtime is built for the cluster's Spark and Scala.
     pom = (LOCAL / "maven" / "iceberg" / "pom.xml").read_text(encoding="utf-8")
@@ -568,8 +600,18 @@ def test_every_mounted_file_exists(services):
 PY311_ONLY = {
     "datetime": {"UTC"},
     "enum": {"StrEnum", "ReprEnum", "verify", "EnumCheck"},
-    "typing": {"Self", "LiteralString", "Never", "assert_never", "reveal_type", "Required",
-               "NotRequired", "TypeVarTuple", "Unpack", "dataclass_transform"},
+    "typing": {
+        "Self",
+        "LiteralString",
+        "Never",
+        "assert_never",
+        "reveal_type",
+        "Required",
+        "NotRequired",
+        "TypeVarTuple",
+        "Unpack",
+        "dataclass_transform",
+    },
     "asyncio": {"TaskGroup", "timeout", "Runner"},
     "tomllib": set(),
     "wsgiref.types": set(),
@@ -581,7 +623,8 @@ def image_packages() -> set[str]:
     them: the same pins), e.g. pandas, numpy, pyarrow, dateutil."""
     pinned = {canonical_name(n) for n in read_pins()}
     return {
-        module for module, dists in packages_distributions().items()
+        module
+        for module, dists in packages_distributions().items()
         if any(canonical_name(d) in pinned for d in dists)
     }
 

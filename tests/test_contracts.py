@@ -161,8 +161,7 @@ def test_glue_type_map_covers_every_contract_type():
 
     assert set(GLUE_TYPES) == {*FIELD_TYPES, "binary"}  # binary: quarantine's exact bytes
     used = {f.type for c in CONTRACTS.values() for f in c.fields} | {
-        c["type"]
-        for c in LAKE.metadata_columns + LAKE.quarantine_columns + LAKE.duplicate_columns
+        c["type"] for c in LAKE.metadata_columns + LAKE.quarantine_columns + LAKE.duplicate_columns
     }
     assert used <= set(GLUE_TYPES)
 

@@ -44,15 +44,25 @@ def iso(moment: datetime) -> str:
 
 
 def vehicle(device: str, lat: float, lon: float, speed: float, at: datetime) -> dict:
-    return {"deviceId": device, "timestamp": iso(at), "speed": speed,
-            "location": {"latitude": lat, "longitude": lon}}
+    return {
+        "deviceId": device,
+        "timestamp": iso(at),
+        "speed": speed,
+        "location": {"latitude": lat, "longitude": lon},
+    }
 
 
 def alert(alert_id: str, at: datetime, severity: str = "warning", **extra) -> dict:
     doc = {
-        "id": alert_id, "schemaVersion": 1, "rule": "incident", "severity": severity,
-        "status": "Active", "timestamp": iso(at), "detectedAt": iso(at + timedelta(seconds=3)),
-        "location": {"latitude": 51.9, "longitude": -1.2}, "message": f"alert {alert_id}",
+        "id": alert_id,
+        "schemaVersion": 1,
+        "rule": "incident",
+        "severity": severity,
+        "status": "Active",
+        "timestamp": iso(at),
+        "detectedAt": iso(at + timedelta(seconds=3)),
+        "location": {"latitude": 51.9, "longitude": -1.2},
+        "message": f"alert {alert_id}",
     }
     doc.update(extra)
     assert not CONTRACTS["alerts"].violations(doc)
@@ -61,9 +71,14 @@ def alert(alert_id: str, at: datetime, severity: str = "warning", **extra) -> di
 
 def incident(incident_id: str, status: str, at: datetime, lat: float, lon: float) -> dict:
     doc = {
-        "id": f"{incident_id}-{status}", "schemaVersion": 1, "deviceId": "vehicle-00007",
-        "timestamp": iso(at), "location": {"latitude": lat, "longitude": lon},
-        "incidentId": incident_id, "type": "Accident", "status": status,
+        "id": f"{incident_id}-{status}",
+        "schemaVersion": 1,
+        "deviceId": "vehicle-00007",
+        "timestamp": iso(at),
+        "location": {"latitude": lat, "longitude": lon},
+        "incidentId": incident_id,
+        "type": "Accident",
+        "status": status,
         "description": "Collision: M40",
     }
     assert not CONTRACTS["emergency"].violations(doc)
@@ -72,11 +87,21 @@ def incident(incident_id: str, status: str, at: datetime, lat: float, lon: float
 
 def road_condition(section, at: datetime, avg: float, rain: float = 0.0) -> dict:
     doc = {
-        "id": f"{section.id}-{at:%H%M}", "schemaVersion": 1, "section": section.id,
-        "road": section.road, "timestamp": iso(at), "windowEnd": iso(at + timedelta(minutes=1)),
-        "vehicleCount": 12, "avgSpeed": avg, "p95Speed": avg + 10,
-        "speedLimit": section.limit_kmh, "temperature": 6.5, "precipitation": rain,
-        "windSpeed": 14.0, "airQualityIndex": 40.0, "activeIncidents": 0,
+        "id": f"{section.id}-{at:%H%M}",
+        "schemaVersion": 1,
+        "section": section.id,
+        "road": section.road,
+        "timestamp": iso(at),
+        "windowEnd": iso(at + timedelta(minutes=1)),
+        "vehicleCount": 12,
+        "avgSpeed": avg,
+        "p95Speed": avg + 10,
+        "speedLimit": section.limit_kmh,
+        "temperature": 6.5,
+        "precipitation": rain,
+        "windSpeed": 14.0,
+        "airQualityIndex": 40.0,
+        "activeIncidents": 0,
     }
     assert not CONTRACTS["road_conditions"].violations(doc)
     return doc
@@ -198,11 +223,25 @@ def test_an_unreachable_broker_is_an_error_within_seconds(tmp_path):
 
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.dashboard", "--port", str(free_port()),
-         "--bootstrap-servers", f"127.0.0.1:{free_port()}"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, "DASHBOARD_CONNECT_TIMEOUT_SECONDS": "3",
-             "LAKE_URI": (tmp_path / "lake").as_uri()},
+        [
+            sys.executable,
+            "-m",
+            "scripts.dashboard",
+            "--port",
+            str(free_port()),
+            "--bootstrap-servers",
+            f"127.0.0.1:{free_port()}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **os.environ,
+            "DASHBOARD_CONNECT_TIMEOUT_SECONDS": "3",
+            "LAKE_URI": (tmp_path / "lake").as_uri(),
+        },
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stderr
@@ -251,8 +290,7 @@ def test_the_base_map_is_drawn_from_the_route_data(app_state):
     assert base["waypoints"][-1]["name"].startswith("Victoria Square")
     assert base["waypoints"][0]["label"] and base["waypoints"][-1]["label"]
     (south, west), (north, east) = base["bounds"]
-    assert all(south <= w["lat"] <= north and west <= w["lon"] <= east
-               for w in base["waypoints"])
+    assert all(south <= w["lat"] <= north and west <= w["lon"] <= east for w in base["waypoints"])
     assert base["tileUrl"] == ""
 
 
@@ -262,8 +300,10 @@ def test_a_tile_url_is_allowed_by_the_content_security_policy(tmp_path):
     with TestClient(app) as client:
         response = client.get("/api/basemap")
     assert response.json()["tileUrl"] == settings.tile_url
-    assert "img-src 'self' data: https://*.tiles.example" in response.headers[
-        "content-security-policy"]
+    assert (
+        "img-src 'self' data: https://*.tiles.example"
+        in response.headers["content-security-policy"]
+    )
 
 
 # --- coalescing ----------------------------------------------------------------------------------
@@ -272,8 +312,9 @@ def test_a_tile_url_is_allowed_by_the_content_security_policy(tmp_path):
 def test_positions_are_coalesced_to_the_newest_one_per_vehicle():
     positions = VehiclePositions()
     base = int(NOW.timestamp() * 1000)
-    positions.update_many([("v1", 51.5 + i / 1000, -0.1, 50.0 + i, base + i * 100)
-                           for i in range(10)])
+    positions.update_many(
+        [("v1", 51.5 + i / 1000, -0.1, 50.0 + i, base + i * 100) for i in range(10)]
+    )
     positions.update_many([("v2", 52.0, -1.0, 80.0, base)])
     changes = positions.take_changes()
     rows = {r[0]: r for r in changes.rows}
@@ -318,8 +359,18 @@ def test_ten_thousand_vehicles_make_one_compact_frame_per_tick():
     positions = VehiclePositions()
     base = int(NOW.timestamp() * 1000)
     for tick in range(5):  # five readings per vehicle before the tick
-        positions.update_many([(f"vehicle-{i:05d}", 51.5 + i * 1e-4 + tick * 1e-3, -0.1, 90.0,
-                                base + tick * 1000 + i % 1000) for i in range(10_000)])
+        positions.update_many(
+            [
+                (
+                    f"vehicle-{i:05d}",
+                    51.5 + i * 1e-4 + tick * 1e-3,
+                    -0.1,
+                    90.0,
+                    base + tick * 1000 + i % 1000,
+                )
+                for i in range(10_000)
+            ]
+        )
     started = time.perf_counter()
     changes = positions.take_changes()
     took = time.perf_counter() - started
@@ -335,13 +386,21 @@ def test_ten_thousand_vehicles_make_one_compact_frame_per_tick():
 
 def test_a_browser_gets_a_snapshot_then_only_the_changes(app_state):
     app, state = app_state
-    state.ingest_vehicles([vehicle("vehicle-00001", 51.51, -0.16, 30.0, NOW),
-                           vehicle("vehicle-00002", 51.52, -0.17, 40.0, NOW)])
+    state.ingest_vehicles(
+        [
+            vehicle("vehicle-00001", 51.51, -0.16, 30.0, NOW),
+            vehicle("vehicle-00002", 51.52, -0.17, 40.0, NOW),
+        ]
+    )
 
     def later():
         time.sleep(0.5)
-        state.ingest_vehicles([vehicle("vehicle-00002", 51.53, -0.18, 45.0,
-                                       NOW + timedelta(seconds=i)) for i in range(1, 6)])
+        state.ingest_vehicles(
+            [
+                vehicle("vehicle-00002", 51.53, -0.18, 45.0, NOW + timedelta(seconds=i))
+                for i in range(1, 6)
+            ]
+        )
 
     with TestClient(app) as client:
         state.positions.take_changes()  # what browsers already have
@@ -410,10 +469,14 @@ def test_road_conditions_mark_slow_wet_and_foggy_sections():
         state.ingest("road_conditions", road_condition(slow, at, avg=0.3 * slow.limit_kmh))
         state.ingest("road_conditions", road_condition(wet, at, avg=wet.limit_kmh, rain=2.5))
         state.ingest("road_conditions", road_condition(fine, at, avg=fine.limit_kmh))
-    state.ingest("weather", {
-        "timestamp": iso(NOW + timedelta(minutes=39)), "weatherCondition": "Fog",
-        "location": {"latitude": foggy.start_lat, "longitude": foggy.start_lon},
-    })
+    state.ingest(
+        "weather",
+        {
+            "timestamp": iso(NOW + timedelta(minutes=39)),
+            "weatherCondition": "Fog",
+            "location": {"latitude": foggy.start_lat, "longitude": foggy.start_lon},
+        },
+    )
     flags = state.section_flags()
     assert flags[slow.id] == ["slow"] and flags[wet.id] == ["wet"]
     assert flags[foggy.id] == ["fog"]
@@ -433,17 +496,22 @@ def write_checkpoint(folder: Path, batches: dict[int, dict], committed: list[int
     meta = {"batchWatermarkMs": 0, "batchTimestampMs": 1796009443992, "conf": {}}
     for batch, offsets in batches.items():
         (folder / "offsets" / str(batch)).write_text(
-            "v1\n" + json.dumps(meta) + "\n" + json.dumps(offsets))
+            "v1\n" + json.dumps(meta) + "\n" + json.dumps(offsets)
+        )
     for batch in committed:
         (folder / "commits" / str(batch)).write_text('v1\n{"nextBatchWatermarkMs":0}')
 
 
 def test_the_jobs_progress_is_its_newest_committed_batch(tmp_path):
-    write_checkpoint(tmp_path, {
-        0: {"vehicle_data": {"0": 10, "1": 12}},
-        1: {"vehicle_data": {"0": 40, "1": 30}},
-        2: {"vehicle_data": {"0": 90, "1": 80}},  # started, not committed yet
-    }, committed=[0, 1])
+    write_checkpoint(
+        tmp_path,
+        {
+            0: {"vehicle_data": {"0": 10, "1": 12}},
+            1: {"vehicle_data": {"0": 40, "1": 30}},
+            2: {"vehicle_data": {"0": 90, "1": 80}},  # started, not committed yet
+        },
+        committed=[0, 1],
+    )
     progress = read_checkpoint(tmp_path)
     assert progress.batch == 1
     assert progress.offsets == {"vehicle_data": {0: 40, 1: 30}}
@@ -477,8 +545,11 @@ def test_health_counts_events_per_second_and_the_jobs_lag(kafka_settings, tmp_pa
     assert producer.flush(10) == 0
     producer.close()
     time.sleep(1.0)
-    write_checkpoint(Path(job.checkpoint_location.removeprefix("file://")),
-                     {0: {topic: {"0": 60, "1": 100, "2": 40}}}, committed=[0])
+    write_checkpoint(
+        Path(job.checkpoint_location.removeprefix("file://")),
+        {0: {topic: {"0": 60, "1": 100, "2": 40}}},
+        committed=[0],
+    )
     doc = monitor.poll()
     stream = doc["streams"]["vehicle"]
     assert stream["latestOffset"] == 300
@@ -500,37 +571,48 @@ def lake(tmp_path):
 
     job = JobSettings(lake_uri=(tmp_path / "lake").as_uri())
     (tmp_path / "lake").mkdir()
-    cat = SqlCatalog(LAKE.catalog, uri=f"sqlite:///{tmp_path / 'lake' / 'catalog.db'}",
-                     warehouse=f"{job.lake_uri}/{LAKE.tables_prefix}")
+    cat = SqlCatalog(
+        LAKE.catalog,
+        uri=f"sqlite:///{tmp_path / 'lake' / 'catalog.db'}",
+        warehouse=f"{job.lake_uri}/{LAKE.tables_prefix}",
+    )
     cat.create_namespace(job.database)
     location = pa.struct([("latitude", pa.float64()), ("longitude", pa.float64())])
     ts = pa.timestamp("us", tz="UTC")
-    vehicles = pa.table({
-        "deviceId": ["vehicle-00001"] * 5 + ["vehicle-00002"],
-        "timestamp": pa.array([NOW - timedelta(minutes=m) for m in (90, 50, 30, 10, 0)]
-                              + [NOW], ts),
-        "location": pa.array([{"latitude": 51.5 + i / 100, "longitude": -0.2 - i / 100}
-                              for i in range(6)], location),
-        "speed": [50.0, 60.0, 70.0, 80.0, 90.0, 10.0],
-        "direction": [300.0] * 6,
-        "odometerKm": [1.0, 2.0, 3.0, 4.0, 5.0, 1.0],
-        "fuelLevel": [50.0] * 6,
-    })
+    vehicles = pa.table(
+        {
+            "deviceId": ["vehicle-00001"] * 5 + ["vehicle-00002"],
+            "timestamp": pa.array(
+                [NOW - timedelta(minutes=m) for m in (90, 50, 30, 10, 0)] + [NOW], ts
+            ),
+            "location": pa.array(
+                [{"latitude": 51.5 + i / 100, "longitude": -0.2 - i / 100} for i in range(6)],
+                location,
+            ),
+            "speed": [50.0, 60.0, 70.0, 80.0, 90.0, 10.0],
+            "direction": [300.0] * 6,
+            "odometerKm": [1.0, 2.0, 3.0, 4.0, 5.0, 1.0],
+            "fuelLevel": [50.0] * 6,
+        }
+    )
     cat.create_table((job.database, "vehicle"), vehicles.schema).append(vehicles)
     for _ in range(2):  # two appends: the newest event time comes from the newest snapshot
         cat.load_table((job.database, "vehicle")).append(vehicles.slice(0, 1))
-    quarantine = pa.table({"reason": ["speed: above maximum 250"] * 2,
-                           "kafkaTimestamp": pa.array([NOW, NOW], ts)})
+    quarantine = pa.table(
+        {"reason": ["speed: above maximum 250"] * 2, "kafkaTimestamp": pa.array([NOW, NOW], ts)}
+    )
     cat.create_table((job.database, "vehicle_quarantine"), quarantine.schema).append(quarantine)
-    emergency = pa.table({
-        "incidentId": ["inc-9", "inc-9", "inc-8"],
-        "timestamp": pa.array([NOW, NOW + timedelta(minutes=12), NOW], ts),
-        "status": ["Active", "Resolved", "Active"],
-        "type": ["Fire"] * 3,
-        "description": ["Vehicle fire", "Cleared - Vehicle fire", "other"],
-        "deviceId": ["vehicle-00003"] * 3,
-        "location": pa.array([{"latitude": 52.0, "longitude": -1.3}] * 3, location),
-    })
+    emergency = pa.table(
+        {
+            "incidentId": ["inc-9", "inc-9", "inc-8"],
+            "timestamp": pa.array([NOW, NOW + timedelta(minutes=12), NOW], ts),
+            "status": ["Active", "Resolved", "Active"],
+            "type": ["Fire"] * 3,
+            "description": ["Vehicle fire", "Cleared - Vehicle fire", "other"],
+            "deviceId": ["vehicle-00003"] * 3,
+            "location": pa.array([{"latitude": 52.0, "longitude": -1.3}] * 3, location),
+        }
+    )
     cat.create_table((job.database, "emergency"), emergency.schema).append(emergency)
     return job
 
@@ -538,8 +620,9 @@ def lake(tmp_path):
 def test_the_last_hour_of_one_vehicle_comes_from_the_lake(lake):
     app = create_app(DashboardSettings(), lake, backfill=False)
     with TestClient(app) as client:
-        doc = client.get("/api/history/vehicle/vehicle-00001",
-                         params={"minutes": 60, "until": NOW.isoformat()}).json()
+        doc = client.get(
+            "/api/history/vehicle/vehicle-00001", params={"minutes": 60, "until": NOW.isoformat()}
+        ).json()
     assert [r["speed"] for r in doc["readings"]] == [60.0, 70.0, 80.0, 90.0]
     assert doc["readings"][0]["timestamp"] == iso(NOW - timedelta(minutes=50))
     assert doc["readings"][-1]["location"] == pytest.approx({"latitude": 51.54, "longitude": -0.24})
@@ -551,13 +634,16 @@ def test_an_incidents_timeline_comes_from_the_lake(lake):
         doc = client.get("/api/history/incident/inc-9").json()
         bad = client.get("/api/history/incident/x' OR '1'='1")
     assert [(r["kind"], r["status"]) for r in doc["timeline"]] == [
-        ("report", "Active"), ("report", "Resolved")]
+        ("report", "Active"),
+        ("report", "Resolved"),
+    ]
     assert bad.status_code == 400
 
 
 def test_history_without_a_lake_says_why(tmp_path):
-    app = create_app(DashboardSettings(), JobSettings(lake_uri=(tmp_path / "none").as_uri()),
-                     backfill=False)
+    app = create_app(
+        DashboardSettings(), JobSettings(lake_uri=(tmp_path / "none").as_uri()), backfill=False
+    )
     with TestClient(app) as client:
         response = client.get("/api/history/incident/inc-1")
     assert response.status_code == 503
@@ -573,6 +659,7 @@ def test_lake_health_reads_quarantine_rate_and_freshness_from_metadata(lake):
     assert vehicle_status["quarantineRate"] == pytest.approx(0.2)
     # The newest snapshot appended the 90-minutes-old row again: its files' upper bound.
     assert vehicle_status["lakeNewestEventMs"] == int(
-        (NOW - timedelta(minutes=90)).timestamp() * 1000)
+        (NOW - timedelta(minutes=90)).timestamp() * 1000
+    )
     assert status["emergency"]["quarantineRate"] == 0.0
     assert "gps" not in status  # no table yet: not invented

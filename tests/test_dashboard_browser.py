@@ -82,8 +82,13 @@ class Stack:
     def spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         with open(self.folder / f"{name}.log", "ab") as out:
             self.processes[name] = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def log(self, name: str, lines: int = 30) -> str:
@@ -115,10 +120,14 @@ def stack(chromium, kafka_broker, tmp_path_factory):
     s = Stack(kafka, folder)
     try:
         # The job first: Spark takes the longest to start.
-        s.spawn("job", spark_submit_command(["--lake-uri", s.lake_uri]),
-                s.env(JOB_TRIGGER_INTERVAL="5 seconds"))
+        s.spawn(
+            "job",
+            spark_submit_command(["--lake-uri", s.lake_uri]),
+            s.env(JOB_TRIGGER_INTERVAL="5 seconds"),
+        )
         s.dashboard = DashboardProcess(
-            free_port(), env=s.env(DASHBOARD_HEALTH_SECONDS="1", DASHBOARD_LAKE_SECONDS="5"),
+            free_port(),
+            env=s.env(DASHBOARD_HEALTH_SECONDS="1", DASHBOARD_LAKE_SECONDS="5"),
             log=folder / "dashboard.log",
         ).start(timeout=60)
         # It reads from the latest offsets: the simulation starts once it listens.
@@ -182,7 +191,8 @@ def test_health_panel_shows_a_nonzero_event_rate(stack, page, tmp_path):
             break
         page.wait_for_timeout(500)
     assert text not in ("", "–") and float(text.replace(",", "")) > 0, (
-        f"vehicle events/s on the health panel: {text!r}")
+        f"vehicle events/s on the health panel: {text!r}"
+    )
     assert "broker: ok" in page.locator("#health-summary").inner_text()
     page.screenshot(path=str(tmp_path / "health.png"))
 
@@ -194,10 +204,14 @@ def seed_incident(kafka: KafkaSettings) -> dict:
     section = next(s for s in sections() if s.road == "M40")
     now = datetime.now(UTC)
     event = {
-        "id": str(uuid.uuid4()), "schemaVersion": 1, "deviceId": "vehicle-seeded",
+        "id": str(uuid.uuid4()),
+        "schemaVersion": 1,
+        "deviceId": "vehicle-seeded",
         "timestamp": format_timestamp(now),
         "location": {"latitude": section.start_lat, "longitude": section.start_lon},
-        "incidentId": f"seeded-{uuid.uuid4()}", "type": "Accident", "status": "Active",
+        "incidentId": f"seeded-{uuid.uuid4()}",
+        "type": "Accident",
+        "status": "Active",
         "description": "Seeded by tests/test_dashboard_browser.py",
     }
     assert not CONTRACTS["emergency"].violations(event)
@@ -212,8 +226,7 @@ def test_a_seeded_incidents_alert_appears_in_the_feed(stack, page, tmp_path):
     event = stack.seeded
     incident_id = event["incidentId"]
     # Straight from the emergency topic: the incident on the map.
-    page.wait_for_selector(f'[data-incident="{incident_id}"]', state="attached",
-                           timeout=15_000)
+    page.wait_for_selector(f'[data-incident="{incident_id}"]', state="attached", timeout=15_000)
     item = page.locator(f'#alerts li[data-incident-id="{incident_id}"][data-rule="incident"]')
     deadline = stack.seeded_at + JOB_ALERT_S
     while item.count() == 0:
@@ -222,17 +235,19 @@ def test_a_seeded_incidents_alert_appears_in_the_feed(stack, page, tmp_path):
             raise AssertionError(
                 f"no alert for the seeded incident {incident_id} within {JOB_ALERT_S}s of "
                 f"writing it; the job's checkpoints: {job_queries(stack)}; its log:\n"
-                f"{stack.log('job')}")
+                f"{stack.log('job')}"
+            )
         page.wait_for_timeout(500)
     waited = time.monotonic() - stack.seeded_at
     alert_id = item.first.get_attribute("data-alert-id")
     shown = page.evaluate(f"window.dashboard.alertShownAt[{alert_id!r}]")
-    written = page.evaluate(
-        f"window.dashboard.alerts.find((a) => a.id === {alert_id!r}).kafkaMs")
+    written = page.evaluate(f"window.dashboard.alerts.find((a) => a.id === {alert_id!r}).kafkaMs")
     # The dashboard's part: from the alerts topic to the feed.
     assert shown - written < DASHBOARD_ALERT_MS, f"topic -> feed took {shown - written} ms"
-    print(f"seeded incident -> alert in the feed {waited:.1f}s (the job's start-up included); "
-          f"alerts topic -> feed {shown - written} ms")
+    print(
+        f"seeded incident -> alert in the feed {waited:.1f}s (the job's start-up included); "
+        f"alerts topic -> feed {shown - written} ms"
+    )
     assert item.first.get_attribute("data-severity") == "critical"  # an Accident, Active
     assert "Seeded by tests/test_dashboard_browser.py" in item.first.inner_text()
     # Clicking it centres the map on it.

@@ -44,13 +44,19 @@ def readme_files() -> list[Path]:
     try:
         listed = subprocess.run(
             ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", "*README.md"],
-            cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):  # not a git checkout: walk the tree
         listed = [
-            p.relative_to(REPO_ROOT).as_posix() for p in REPO_ROOT.rglob("README.md")
-            if not any(part.startswith(".") or part == "node_modules"
-                       for part in p.relative_to(REPO_ROOT).parts)
+            p.relative_to(REPO_ROOT).as_posix()
+            for p in REPO_ROOT.rglob("README.md")
+            if not any(
+                part.startswith(".") or part == "node_modules"
+                for part in p.relative_to(REPO_ROOT).parts
+            )
         ]
     return sorted({REPO_ROOT / name for name in listed if (REPO_ROOT / name).is_file()})
 
@@ -177,8 +183,13 @@ def test_the_top_readme_keeps_its_sections_and_the_maven_substitutions():
     text = TOP_README.read_text(encoding="utf-8")
     lines = without_code_blocks(text).splitlines()
     headings = [m.group(2) for m in map(_HEADING.match, lines) if m]
-    for heading in ("Quick start", "Architecture", "Guarantees", "Versions and substitutions",
-                    "Where to go next"):
+    for heading in (
+        "Quick start",
+        "Architecture",
+        "Guarantees",
+        "Versions and substitutions",
+        "Where to go next",
+    ):
         assert heading in headings, f"README.md has no '{heading}' section"
     assert "make run" in text and "make test" in text
     versions = re.search(r"^## Versions and substitutions\n(.*?)(?=^## |\Z)", text, re.S | re.M)

@@ -61,7 +61,7 @@ def terraform():
     root = infra.Module(infra.INFRA, externals=infra.EXTERNALS)
     return {
         "glue": root.child("glue"),
-        "bucket": infra.FAKE_BUCKETS["lake"],
+        "bucket": infra.FAKE.bucket_names["lake"],
         "database": root.local("glue_database_name"),
     }
 
@@ -155,12 +155,17 @@ def assert_one_tagged_append(result: dict) -> None:
     assert result["replay_written"] is False, "a replayed batch must skip the table"
 
 
-def terraform_iceberg_input(instance) -> dict:
-    """A table's Terraform ``iceberg_table_input`` as Glue's CreateIcebergTableInput."""
+def terraform_iceberg_input(glue, instance) -> dict:
+    """A table's Terraform ``iceberg_table_input`` as Glue's CreateIcebergTableInput.
+
+    Its schema's fields are a ``dynamic "fields"`` block over ``local.iceberg_fields`` (all
+    optional), which tfparse does not expand inside another block: they come from the local
+    (tests/infra/test_consistency.py holds the block's content to it)."""
     (otf,) = instance.blocks("open_table_format_input")
     (iceberg,) = otf.blocks("iceberg_input")
     (table_input,) = iceberg.blocks("iceberg_table_input")
     (schema,) = table_input.blocks("schema")
+    fields = [{**f, "required": False} for f in glue.local("iceberg_fields")[instance["name"]]]
     (spec,) = table_input.blocks("partition_spec")
     return {
         "MetadataOperation": iceberg["metadata_operation"],
@@ -178,7 +183,7 @@ def terraform_iceberg_input(instance) -> dict:
                         "Required": f["required"],
                         "Doc": f["doc"],
                     }
-                    for f in schema.blocks("fields")
+                    for f in fields
                 ],
             },
             "PartitionSpec": {
@@ -259,7 +264,9 @@ def assert_tables_are_the_ones_terraform_declares(aws, terraform) -> None:
         key = s3_key(aws, bucket, table["Parameters"]["metadata_location"])
         body = aws["s3"].get_object(Bucket=bucket, Key=key)["Body"].read()
         metadata = json.loads(body)
-        create = terraform_iceberg_input(declared[name])["CreateIcebergTableInput"]
+        create = terraform_iceberg_input(terraform["glue"], declared[name])[
+            "CreateIcebergTableInput"
+        ]
         (schema,) = [
             s for s in metadata["schemas"] if s["schema-id"] == metadata["current-schema-id"]
         ]
@@ -306,7 +313,7 @@ def test_tables_created_as_terraform_creates_them_are_only_checked(aws, terrafor
     declared = terraform["glue"].instances("aws_glue_catalog_table", "this")
     assert sorted(declared) == sorted(TABLES)
     for name, instance in declared.items():
-        iceberg_input = terraform_iceberg_input(instance)
+        iceberg_input = terraform_iceberg_input(terraform["glue"], instance)
         glue.create_table(
             DatabaseName=terraform["database"],
             TableInput={

@@ -55,7 +55,10 @@ def test_the_operator_command_starts_reports_and_stops_a_background_broker(tmp_p
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-c", code, *args], cwd=REPO_ROOT, capture_output=True, text=True,
+            [sys.executable, "-c", code, *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
             timeout=120,
         )
 

@@ -147,7 +147,8 @@ def test_events_are_delivered_and_the_token_is_refreshed_before_it_expires(
 
     messages = [m for _, m in log.lines]
     failures = [
-        m for level, m in log.lines
+        m
+        for level, m in log.lines
         if level >= logging.WARNING and ("SASL" in m or "invalid_token" in m or "uthenticat" in m)
     ]
     assert failures == [], "\n".join(failures)
@@ -165,5 +166,6 @@ def test_a_token_the_broker_rejects_fails_fast_with_a_clear_error(oauth_settings
         return token, time.time() + 60  # librdkafka itself accepts only unexpired tokens
 
     with pytest.raises(ProducerError, match="cannot reach Kafka"):
-        send_events([], oauth_settings, token_callback=expired, connect_timeout=3.0,
-                     show_progress=False)
+        send_events(
+            [], oauth_settings, token_callback=expired, connect_timeout=3.0, show_progress=False
+        )

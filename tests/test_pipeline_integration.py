@@ -22,7 +22,7 @@ from jobrunner import job_env, run_job
 
 from emr_jobs.core.contracts import CONTRACTS, LAKE, STREAMS
 from emr_jobs.core.paths import REPO_ROOT
-from emr_jobs.job import CRASH_AFTER_COMMITS_ENV
+from emr_jobs.lake_writer import CRASH_AFTER_COMMITS_ENV
 from emr_jobs.settings import JobSettings
 from producer.kafka_producer import send_events
 from producer.simulator import SimulationOptions, simulate

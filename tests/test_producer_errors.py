@@ -11,8 +11,8 @@ import time
 import pytest
 
 from emr_jobs.core.contracts import CONTRACTS, STREAMS
-from emr_jobs.core.paths import REPO_ROOT
 from emr_jobs.core.kafka import KafkaSettings
+from emr_jobs.core.paths import REPO_ROOT
 from producer.cli import build_parser, settings_from
 from producer.settings import ProducerSettings
 from scripts.local_broker import free_port

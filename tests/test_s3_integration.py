@@ -41,7 +41,7 @@ FAKE_KEY = "testing"  # the value fake_aws_credentials puts in AWS_ACCESS_KEY_ID
 #: Raw values that are not events, per stream; each lands in quarantine, byte for byte.
 MALFORMED = {
     "vehicle": [b"{definitely not json"],
-    "gps": [b"[1, 2, 3]", b"\xff\xfe{\"id\": \"not UTF-8\"}"],
+    "gps": [b"[1, 2, 3]", b'\xff\xfe{"id": "not UTF-8"}'],
 }
 MALFORMED_REASON = "malformed JSON: not a JSON object"
 

@@ -49,14 +49,19 @@ class KafkaSettings(Settings):
     """Where Kafka is and how to authenticate; the topic of every stream."""
 
     bootstrap_servers: str = setting(
-        "KAFKA_BOOTSTRAP_SERVERS", "localhost:9092", "host:port[,host:port...]",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "localhost:9092",
+        "host:port[,host:port...]",
         flag="--bootstrap-servers",
     )
     auth_mode: AuthMode = setting(
         "KAFKA_AUTH_MODE", "none", "none | msk-iam | oauthbearer-unsecured", flag="--auth-mode"
     )
     aws_region: str = setting(
-        "AWS_REGION", "", "msk-iam: region of the MSK cluster", flag="--aws-region",
+        "AWS_REGION",
+        "",
+        "msk-iam: region of the MSK cluster",
+        flag="--aws-region",
         also=("AWS_DEFAULT_REGION",),
     )
     client_id: str = setting("KAFKA_CLIENT_ID", "smartcity", "client.id of every client")

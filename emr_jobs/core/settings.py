@@ -100,9 +100,7 @@ def check_range(name: str, value: float, minimum: float | None, maximum: float |
 #: The environment ``from_env`` reads, while it builds. Outside it there is none: a settings
 #: object built with ``Cls(field=value)`` holds those values and defaults, whatever the process
 #: environment says.
-_SOURCE: ContextVar[Mapping[str, str]] = ContextVar(
-    "settings_source", default=MappingProxyType({})
-)
+_SOURCE: ContextVar[Mapping[str, str]] = ContextVar("settings_source", default=MappingProxyType({}))
 #: Field -> the flag that set it, while ``from_args`` builds (errors name the flag).
 _FLAGS: ContextVar[Mapping[str, str] | None] = ContextVar("settings_flags", default=None)
 
@@ -184,8 +182,11 @@ class Settings(BaseSettings):
             )
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Self:
-        """The flags ``add_flags`` declared laid over ``env``; errors name the flag given."""
+    def from_args(
+        cls, args: argparse.Namespace, env: Mapping[str, str] | None = None, **values: Any
+    ) -> Self:
+        """The flags ``add_flags`` declared laid over ``env``; errors name the flag given.
+        ``values`` (a command's own flags, such as ``--available-now``) win over both."""
         given = {
             name: value
             for name in cls.model_fields
@@ -194,7 +195,7 @@ class Settings(BaseSettings):
         flags = {name: _extra(cls.model_fields[name])["flag"] for name in given}
         token = _FLAGS.set(flags)
         try:
-            return cls.from_env(env, **given)
+            return cls.from_env(env, **{**given, **values})
         finally:
             _FLAGS.reset(token)
 
@@ -226,7 +227,6 @@ class Settings(BaseSettings):
             # even where this process's own environment had set it.
             env[_extra(info)["env"]] = "" if value is None else _render(value)
         return env
-
 
 
 def _extra(info: FieldInfo) -> dict[str, Any]:
@@ -287,4 +287,3 @@ def name_flags(message: str, given: Mapping[str, str]) -> str:
     for variable, flag in given.items():
         message = re.sub(rf"\b{variable}\b", flag, message)
     return message
-

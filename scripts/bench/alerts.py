@@ -68,13 +68,15 @@ class Listener(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        consumer = Consumer({
-            "bootstrap.servers": self.settings.bootstrap_servers,
-            "group.id": f"bench-alerts-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,
-        })
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.bootstrap_servers,
+                "group.id": f"bench-alerts-{uuid.uuid4()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
         alerts, conditions = self.settings.topic("alerts"), self.settings.topic("road_conditions")
         consumer.subscribe([alerts, conditions], on_assign=lambda *_: self.ready.set())
         try:
@@ -113,10 +115,15 @@ def _probe(n: int, rng: random.Random, motorway: list) -> tuple[str, Event]:
     lon = section.start_lon + t * (section.end_lon - section.start_lon)
     incident = f"PROBE-{n:06d}"
     payload = {
-        "id": str(uuid.uuid4()), "schemaVersion": 1, "deviceId": "bench-probe",
+        "id": str(uuid.uuid4()),
+        "schemaVersion": 1,
+        "deviceId": "bench-probe",
         "timestamp": format_timestamp(datetime.now(UTC)),
-        "location": {"latitude": lat, "longitude": lon}, "incidentId": incident,
-        "type": "Fire", "status": "Active", "description": "benchmark probe",
+        "location": {"latitude": lat, "longitude": lon},
+        "incidentId": incident,
+        "type": "Fire",
+        "status": "Active",
+        "description": "benchmark probe",
     }
     return incident, Event("emergency", "bench-probe", datetime.now(UTC), payload)
 
@@ -167,9 +174,17 @@ def _cpu_seconds(job: JobProcess) -> float:
     return sum(cpu for _role, cpu in sampler.cpu_seconds.values()) if sampler else 0.0
 
 
-def run_phase(settings: KafkaSettings, lake_dir: Path, log_dir: Path, *, alerts: bool,
-              rate: float, seconds: float, probe_every: float | None,
-              warm_timeout: float = 240.0) -> dict:
+def run_phase(
+    settings: KafkaSettings,
+    lake_dir: Path,
+    log_dir: Path,
+    *,
+    alerts: bool,
+    rate: float,
+    seconds: float,
+    probe_every: float | None,
+    warm_timeout: float = 240.0,
+) -> dict:
     """One continuous run of the job under load; figures of the measured span."""
     env = {"ALERTS_ENABLED": "true" if alerts else "false"}
     job = JobProcess(settings, lake_dir, log_dir, env=env).start()
@@ -238,8 +253,11 @@ def _alert_figures(seen: Arrivals, load: Load) -> dict:
             fresh.append(arrived - start.timestamp())
 
     def pcts(values: list[float]) -> dict:
-        return {"n": len(values), **{f"p{q}": percentile(values, q) for q in (50, 95, 99)},
-                "max": max(values) if values else None}
+        return {
+            "n": len(values),
+            **{f"p{q}": percentile(values, q) for q in (50, 95, 99)},
+            "max": max(values) if values else None,
+        }
 
     return {
         "probes_sent": len(load.sent_probes),

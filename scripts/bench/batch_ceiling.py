@@ -54,8 +54,9 @@ def session(lake: Path, event_log: Path | None):
         SparkSession.builder.master("local[2]")
         .appName("smartcity-bench-batch-ceiling")
         .config("spark.driver.memory", "2g")
-        .config("spark.driver.extraJavaOptions",
-                f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}")
+        .config(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}"
+        )
         .config("spark.jars", ",".join(str(j) for j in job_jars()))
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")
@@ -96,12 +97,15 @@ def one_pass(spark, job, sources: dict[str, Path], batch_id: int) -> dict[str, f
         max_future_seconds=duration_seconds(job.max_future),
         floor=job.event_time_floor.replace("T", " ").removesuffix("Z"),
     )
-    tags = {f"snapshot-property.{LAKE.query_id_property}": "batch-ceiling",
-            f"snapshot-property.{LAKE.batch_id_property}": str(batch_id)}
+    tags = {
+        f"snapshot-property.{LAKE.query_id_property}": "batch-ceiling",
+        f"snapshot-property.{LAKE.batch_id_property}": str(batch_id),
+    }
     steps: dict[str, float] = {}
     previous = time.perf_counter()
     stamp = spark.createDataFrame([(None,)], "ingestTime timestamp").select(
-        F.current_timestamp().alias("ingestTime"))
+        F.current_timestamp().alias("ingestTime")
+    )
     for stream, source in sources.items():
         contract = CONTRACTS[stream]
         kafka_rows = spark.read.text(str(source)).select(
@@ -113,10 +117,13 @@ def one_pass(spark, job, sources: dict[str, Path], batch_id: int) -> dict[str, f
             F.current_timestamp().alias("timestamp"),
         )
         checked = validate(parse_events(kafka_rows, contract), contract, bounds).persist(
-            StorageLevel.MEMORY_AND_DISK)
+            StorageLevel.MEMORY_AND_DISK
+        )
         try:
-            for table, rows in ((LAKE.data_table(stream), to_lake_rows(checked, contract)),
-                                (LAKE.quarantine_table(stream), to_quarantine_rows(checked))):
+            for table, rows in (
+                (LAKE.data_table(stream), to_lake_rows(checked, contract)),
+                (LAKE.quarantine_table(stream), to_quarantine_rows(checked)),
+            ):
                 with_ingest_time(rows, stamp).writeTo(job.table(table)).options(**tags).append()
                 steps[table] = time.perf_counter() - previous
                 previous = time.perf_counter()
@@ -166,10 +173,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     passes = [one_pass(spark, job, sources, i) for i in range(args.passes)]
     spark.stop()
     totals = [sum(p.values()) for p in passes]
-    print("BENCH_BATCH " + json.dumps({
-        "rows": _rows(sources), "seconds": statistics.median(totals), "passes": totals,
-        "steps": passes[0], "warmup_rows": _rows(warm_sources),
-        "cold_seconds": sum(cold.values()), "session_seconds": session_seconds}), flush=True)
+    print(
+        "BENCH_BATCH "
+        + json.dumps(
+            {
+                "rows": _rows(sources),
+                "seconds": statistics.median(totals),
+                "passes": totals,
+                "steps": passes[0],
+                "warmup_rows": _rows(warm_sources),
+                "cold_seconds": sum(cold.values()),
+                "session_seconds": session_seconds,
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

@@ -79,21 +79,33 @@ class Fleet(threading.Thread):
                 hi = mid - 1
         s = self.route[lo]
         t = min(1.0, max(0.0, (km - s.start_km) / s.length_km if s.length_km else 0.0))
-        return (s.start_lat + t * (s.end_lat - s.start_lat),
-                s.start_lon + t * (s.end_lon - s.start_lon))
+        return (
+            s.start_lat + t * (s.end_lat - s.start_lat),
+            s.start_lon + t * (s.end_lon - s.start_lon),
+        )
 
     def event(self, i: int) -> bytes:
         self.km[i] = (self.km[i] + self.speed[i] * self.tick / 3600) % self.length_km
         lat, lon = self.position(self.km[i])
         now = time.time()
-        return orjson.dumps({
-            "id": str(uuid.uuid4()), "schemaVersion": 1, "deviceId": f"vehicle-{i + 1:05d}",
-            "timestamp": format_timestamp(datetime.fromtimestamp(now, UTC)),
-            "location": {"latitude": round(lat, 6), "longitude": round(lon, 6)},
-            "speed": self.speed[i], "direction": 315.0, "make": "Ford", "model": "Focus",
-            "year": 2020, "fuelType": "Petrol", "fuelLevel": 60.0,
-            "odometerKm": round(self.km[i], 3), "vehicleType": "car",
-        })
+        return orjson.dumps(
+            {
+                "id": str(uuid.uuid4()),
+                "schemaVersion": 1,
+                "deviceId": f"vehicle-{i + 1:05d}",
+                "timestamp": format_timestamp(datetime.fromtimestamp(now, UTC)),
+                "location": {"latitude": round(lat, 6), "longitude": round(lon, 6)},
+                "speed": self.speed[i],
+                "direction": 315.0,
+                "make": "Ford",
+                "model": "Focus",
+                "year": 2020,
+                "fuelType": "Petrol",
+                "fuelLevel": 60.0,
+                "odometerKm": round(self.km[i], 3),
+                "vehicleType": "car",
+            }
+        )
 
     def run(self) -> None:
         topic = self.kafka.topic("vehicle")
@@ -107,8 +119,9 @@ class Fleet(threading.Thread):
                 n += 1
                 while True:
                     try:
-                        self.producer.produce(topic, key=f"vehicle-{i + 1:05d}",
-                                              value=self.event(i))
+                        self.producer.produce(
+                            topic, key=f"vehicle-{i + 1:05d}", value=self.event(i)
+                        )
                         break
                     except BufferError:
                         self.producer.poll(0.05)
@@ -195,8 +208,13 @@ class Listener(threading.Thread):
 def _summary(values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "n": 0}
-    return {"p50": percentile(values, 50), "p95": percentile(values, 95),
-            "p99": percentile(values, 99), "max": max(values), "n": len(values)}
+    return {
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": max(values),
+        "n": len(values),
+    }
 
 
 def measure(
@@ -215,24 +233,34 @@ def measure(
     work = Path(work or tempfile.mkdtemp(prefix="bench-dashboard-"))
     work.mkdir(parents=True, exist_ok=True)
     prefix = f"bench-dashboard-{uuid.uuid4().hex[:8]}"
-    kafka = KafkaSettings(bootstrap_servers=bootstrap,
-                          topics={s: f"{prefix}-{CONTRACTS[s].default_topic}" for s in ALL_STREAMS})
+    kafka = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        topics={s: f"{prefix}-{CONTRACTS[s].default_topic}" for s in ALL_STREAMS},
+    )
     ensure_topics(kafka, TopicSpec(partitions=3))
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_AUTH_MODE": "none",
-        "LAKE_URI": (work / "lake").as_uri(), "DASHBOARD_LAKE_SECONDS": "3600",
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "KAFKA_AUTH_MODE": "none",
+        "LAKE_URI": (work / "lake").as_uri(),
+        "DASHBOARD_LAKE_SECONDS": "3600",
         **{CONTRACTS[s].topic_env: kafka.topic(s) for s in ALL_STREAMS},
     }
-    with DashboardProcess(free_port(), env={**os.environ, **env},
-                          log=work / "dashboard.log").start() as dash:
+    with DashboardProcess(
+        free_port(), env={**os.environ, **env}, log=work / "dashboard.log"
+    ).start() as dash:
         listener = Listener(dash.url)
         listener.start()
         listener.snapshot.wait(30)
         fleet = Fleet(kafka, vehicles, tick_seconds)
         fleet.start()
-        log.info("dashboard bench: %d vehicles, one event each every %.0f s (%.0f events/s); "
-                 "warming up for %.0f s", vehicles, tick_seconds, vehicles / tick_seconds,
-                 tick_seconds * 2)
+        log.info(
+            "dashboard bench: %d vehicles, one event each every %.0f s (%.0f events/s); "
+            "warming up for %.0f s",
+            vehicles,
+            tick_seconds,
+            vehicles / tick_seconds,
+            tick_seconds * 2,
+        )
         time.sleep(tick_seconds * 2)  # every vehicle on the map, the JIT-free path warm
         page_result: dict = {}
         pw = page_ctx = None
@@ -366,8 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vehicles", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--tick", type=float, default=5.0,
-                        help="seconds between a vehicle's events (5, the simulator's tick)")
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=5.0,
+        help="seconds between a vehicle's events (5, the simulator's tick)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="SSE client only")
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
@@ -380,9 +412,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
         log.info("starting an embedded Kafka broker")
         with EmbeddedKafka(Path(tmp) / "broker", port=free_port()) as broker:
-            result = measure(broker.bootstrap_servers, vehicles=args.vehicles,
-                             seconds=args.seconds, tick_seconds=args.tick,
-                             browser=not args.no_browser, work=Path(tmp))
+            result = measure(
+                broker.bootstrap_servers,
+                vehicles=args.vehicles,
+                seconds=args.seconds,
+                tick_seconds=args.tick,
+                browser=not args.no_browser,
+                work=Path(tmp),
+            )
     print(format_result(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -23,8 +23,9 @@ from emr_jobs.core.contracts import STREAMS
 from producer.simulator import DEPARTURE_WINDOW_S, SimulationOptions, simulate
 
 
-def realtime_rate(vehicles: int, window_seconds: float = 60.0,
-                  options: SimulationOptions | None = None) -> dict:
+def realtime_rate(
+    vehicles: int, window_seconds: float = 60.0, options: SimulationOptions | None = None
+) -> dict:
     """Events per simulated second of a ``vehicles`` fleet in steady state, per stream and in
     total, with the options' formula for comparison."""
     options = options or SimulationOptions(vehicles=vehicles)
@@ -39,8 +40,11 @@ def realtime_rate(vehicles: int, window_seconds: float = 60.0,
         if event.emit_time >= begin:
             counts[event.stream] += 1
     per_stream = {s: n / window_seconds for s, n in counts.items()}
-    formula = vehicles * (2 / options.tick_seconds + 1 / options.weather_every_seconds
-                          + 2 * options.incident_rate_per_hour / 3600)
+    formula = vehicles * (
+        2 / options.tick_seconds
+        + 1 / options.weather_every_seconds
+        + 2 * options.incident_rate_per_hour / 3600
+    )
     return {
         "vehicles": vehicles,
         "window_seconds": window_seconds,

@@ -70,7 +70,8 @@ def _offsets(path: Path) -> tuple[int, dict[str, int]]:
         if line.strip() and line.strip() != "-":
             for topic, partitions in json.loads(line).items():
                 per_topic[topic] = per_topic.get(topic, 0) + sum(
-                    int(v) for v in partitions.values())
+                    int(v) for v in partitions.values()
+                )
     return int(meta["batchTimestampMs"]), per_topic
 
 
@@ -156,9 +157,14 @@ def table_commits(lake_dir: Path, streams: Sequence[str] = STREAMS) -> list[dict
         for snap in snapshots(table, job):
             if snap["batch"] is None:
                 continue
-            out.append({"table": table, "batch": int(snap["batch"]),
-                        "committed": snap["committed"].timestamp(),
-                        "rows": snap["added_records"]})
+            out.append(
+                {
+                    "table": table,
+                    "batch": int(snap["batch"]),
+                    "committed": snap["committed"].timestamp(),
+                    "rows": snap["added_records"],
+                }
+            )
     return sorted(out, key=lambda c: c["committed"])
 
 
@@ -175,11 +181,23 @@ def commit_steps(batches: Sequence[Batch], commits: Sequence[dict]) -> list[dict
             continue
         previous = b.start
         for c in sorted(by_batch.get(b.batch_id, []), key=lambda c: c["committed"]):
-            steps.append({"batch": b.batch_id, "step": c["table"], "rows": c["rows"],
-                          "seconds": c["committed"] - previous})
+            steps.append(
+                {
+                    "batch": b.batch_id,
+                    "step": c["table"],
+                    "rows": c["rows"],
+                    "seconds": c["committed"] - previous,
+                }
+            )
             previous = c["committed"]
-        steps.append({"batch": b.batch_id, "step": "after the last commit", "rows": 0,
-                      "seconds": b.end - previous})
+        steps.append(
+            {
+                "batch": b.batch_id,
+                "step": "after the last commit",
+                "rows": 0,
+                "seconds": b.end - previous,
+            }
+        )
     return steps
 
 
@@ -210,8 +228,9 @@ def _tee_json_lines(events: Iterable[Event], json_dir: Path) -> Iterator[Event]:
             f.close()
 
 
-def fill_backlog(settings: KafkaSettings, vehicles: int, count: int,
-                 json_dir: Path | None = None) -> dict[str, int]:
+def fill_backlog(
+    settings: KafkaSettings, vehicles: int, count: int, json_dir: Path | None = None
+) -> dict[str, int]:
     """Produce ``count`` events of a ``vehicles`` fleet; optionally dump them as JSON lines too.
     Returns events per stream."""
     events: Iterable[Event] = fleet_events(vehicles, count)
@@ -256,13 +275,18 @@ class JobProcess:
 
     def profile(self) -> dict:
         """Spark's own metrics of the run: event log and the code generator's counters."""
-        return {**spark_profile.profile(self.event_log_dir),
-                "codegen": spark_profile.codegen(self.metrics_dir)}
+        return {
+            **spark_profile.profile(self.event_log_dir),
+            "codegen": spark_profile.codegen(self.metrics_dir),
+        }
 
     def start(self) -> JobProcess:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        conf = {**spark_profile.event_log_conf(self.event_log_dir),
-                **spark_profile.metrics_conf(self.metrics_dir), **self.conf}
+        conf = {
+            **spark_profile.event_log_conf(self.event_log_dir),
+            **spark_profile.metrics_conf(self.metrics_dir),
+            **self.conf,
+        }
         command = spark_submit_command(
             ["--lake-uri", self.lake_dir.resolve().as_uri(), *self.args], conf=conf
         )
@@ -270,8 +294,12 @@ class JobProcess:
         self._out = open(self.log_dir / "job.stdout", "w")  # noqa: SIM115
         self._err = open(self.log_dir / "job.stderr", "w")  # noqa: SIM115
         self.process = subprocess.Popen(
-            command, env=job_env(self.settings, self.env), cwd=REPO_ROOT, stdout=self._out,
-            stderr=self._err, start_new_session=True,
+            command,
+            env=job_env(self.settings, self.env),
+            cwd=REPO_ROOT,
+            stdout=self._out,
+            stderr=self._err,
+            start_new_session=True,
         )
         self.sampler = TreeSampler(self.process.pid)
         self.sampler.start()
@@ -299,8 +327,11 @@ class JobProcess:
             return True
         assert self.process is not None
         try:
-            drivers = [p for p in psutil.Process(self.process.pid).children(recursive=True)
-                       if any(a.endswith("job.py") for a in p.cmdline())]
+            drivers = [
+                p
+                for p in psutil.Process(self.process.pid).children(recursive=True)
+                if any(a.endswith("job.py") for a in p.cmdline())
+            ]
         except psutil.Error:
             drivers = []
         for p in drivers:
@@ -319,8 +350,9 @@ class JobProcess:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise RuntimeError(f"the job did not finish within {timeout:.0f}s; "
-                               f"see {self.log_dir / 'job.stderr'}") from None
+            raise RuntimeError(
+                f"the job did not finish within {timeout:.0f}s; see {self.log_dir / 'job.stderr'}"
+            ) from None
 
     def kill(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -376,9 +408,16 @@ class JobRun:
         return step_summary(commit_steps(self.batches, self.commits))
 
 
-def run_available_now(settings: KafkaSettings, lake_dir: Path, log_dir: Path, *,
-                      expected_rows: int, env: Mapping[str, str] | None = None,
-                      conf: Mapping[str, str] | None = None, timeout: float = 1800) -> JobRun:
+def run_available_now(
+    settings: KafkaSettings,
+    lake_dir: Path,
+    log_dir: Path,
+    *,
+    expected_rows: int,
+    env: Mapping[str, str] | None = None,
+    conf: Mapping[str, str] | None = None,
+    timeout: float = 1800,
+) -> JobRun:
     """The job with ``--available-now`` over the backlog in ``settings``' topics."""
     job = JobProcess(settings, lake_dir, log_dir, ["--available-now"], env or {}, conf or {})
     job.start()
@@ -394,36 +433,73 @@ def run_available_now(settings: KafkaSettings, lake_dir: Path, log_dir: Path, *,
     if drain.rows != expected_rows:
         raise RuntimeError(f"the job read {drain.rows} rows, expected {expected_rows}")
     summary = job.summary()
-    accounted = sum(t.get("written", 0) + t.get("quarantined", 0) + t.get("duplicates", 0)
-                    for t in summary.values())
+    accounted = sum(
+        t.get("written", 0) + t.get("quarantined", 0) + t.get("duplicates", 0)
+        for t in summary.values()
+    )
     if accounted != expected_rows:
-        raise RuntimeError(f"the job's summary accounts for {accounted} rows, expected "
-                           f"{expected_rows}: {summary}")
+        raise RuntimeError(
+            f"the job's summary accounts for {accounted} rows, expected {expected_rows}: {summary}"
+        )
     first = min(b.start for b in batches)
-    return JobRun(wall, first - job.started, drain, batches, table_commits(lake_dir), peaks,
-                  summary, job.profile(), job.cpu, job.jvm_threads)
+    return JobRun(
+        wall,
+        first - job.started,
+        drain,
+        batches,
+        table_commits(lake_dir),
+        peaks,
+        summary,
+        job.profile(),
+        job.cpu,
+        job.jvm_threads,
+    )
 
 
 # --- the batch ceiling --------------------------------------------------------------------
 
 
-def run_batch_ceiling(json_dir: Path, out_dir: Path, *, warmup_dir: Path | None = None,
-                      passes: int = 1, timeout: float = 1800) -> dict:
+def run_batch_ceiling(
+    json_dir: Path,
+    out_dir: Path,
+    *,
+    warmup_dir: Path | None = None,
+    passes: int = 1,
+    timeout: float = 1800,
+) -> dict:
     """``scripts.bench.batch_ceiling`` in a fresh JVM (warmed by an untimed pass); returns its
     timing document with the Spark profile of its tasks under ``profile``."""
     env = job_environment()
     event_log = out_dir.parent / f"{out_dir.name}-eventlog"
     event_log.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
-        [sys.executable, "-m", "scripts.bench.batch_ceiling", "--input", str(json_dir),
-         "--lake", str(out_dir), "--passes", str(passes), "--event-log", str(event_log),
-         *(["--warmup-input", str(warmup_dir)] if warmup_dir else [])],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+        [
+            sys.executable,
+            "-m",
+            "scripts.bench.batch_ceiling",
+            "--input",
+            str(json_dir),
+            "--lake",
+            str(out_dir),
+            "--passes",
+            str(passes),
+            "--event-log",
+            str(event_log),
+            *(["--warmup-input", str(warmup_dir)] if warmup_dir else []),
+        ],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     for line in result.stdout.splitlines():
         if line.startswith("BENCH_BATCH "):
             doc = json.loads(line.removeprefix("BENCH_BATCH "))
-            doc["profile"] = {**spark_profile.profile(event_log), "codegen": spark_profile.codegen(
-                event_log.parent / f"{event_log.name}-metrics")}
+            doc["profile"] = {
+                **spark_profile.profile(event_log),
+                "codegen": spark_profile.codegen(event_log.parent / f"{event_log.name}-metrics"),
+            }
             return doc
     raise RuntimeError(f"batch ceiling failed (exit {result.returncode}):\n{result.stderr[-3000:]}")

@@ -63,8 +63,16 @@ class JobDied(RuntimeError):
     pass
 
 
-def _paced(job: JobProcess, settings: KafkaSettings, lake_dir: Path, phases: Sequence[Phase],
-           *, warm_rate: float, warm_timeout: float, drain_timeout: float) -> Iterator[Event]:
+def _paced(
+    job: JobProcess,
+    settings: KafkaSettings,
+    lake_dir: Path,
+    phases: Sequence[Phase],
+    *,
+    warm_rate: float,
+    warm_timeout: float,
+    drain_timeout: float,
+) -> Iterator[Event]:
     """The events for ``send_events``: warm-up, then each phase at its rate, then its drain."""
     source = fleet_events(1000, 10**9)
     sent = dict.fromkeys(STREAMS, 0)
@@ -87,8 +95,11 @@ def _paced(job: JobProcess, settings: KafkaSettings, lake_dir: Path, phases: Seq
     def warm() -> bool:
         if not job.running():
             raise JobDied("the job stopped during the warm-up")
-        done = [b for b in checkpoint_batches(lake_dir, settings)
-                if b.end is not None and all(b.by_stream.get(s, 0) > 0 for s in WARM_STREAMS)]
+        done = [
+            b
+            for b in checkpoint_batches(lake_dir, settings)
+            if b.end is not None and all(b.by_stream.get(s, 0) > 0 for s in WARM_STREAMS)
+        ]
         return len(done) >= WARM_BATCHES
 
     checked = [time.monotonic()]
@@ -144,7 +155,8 @@ def row_latencies(lake_dir: Path, phases: Sequence[Phase]) -> list[list[float]]:
         table = cat.load_table((job.database, LAKE.data_table(stream)))
         for path, committed in commit_times(table).items():
             column = pq.read_table(_local(path), columns=["kafkaTimestamp"]).column(
-                "kafkaTimestamp")
+                "kafkaTimestamp"
+            )
             created = column.to_numpy().astype("datetime64[us]").astype("int64") / 1e6
             for ts in created:
                 for i, phase in enumerate(phases):
@@ -156,18 +168,35 @@ def row_latencies(lake_dir: Path, phases: Sequence[Phase]) -> list[list[float]]:
     return found
 
 
-def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: Sequence[float],
-                phase_seconds: float, *, warm_rate: float = 200.0, warm_timeout: float = 180.0,
-                drain_timeout: float = 60.0, conf: Mapping[str, str] | None = None) -> dict:
+def run_latency(
+    settings: KafkaSettings,
+    lake_dir: Path,
+    log_dir: Path,
+    rates: Sequence[float],
+    phase_seconds: float,
+    *,
+    warm_rate: float = 200.0,
+    warm_timeout: float = 180.0,
+    drain_timeout: float = 60.0,
+    conf: Mapping[str, str] | None = None,
+) -> dict:
     """Latency percentiles per rate, with the job's batches during the run."""
     trigger = duration_seconds(JobSettings().trigger_interval)
     phases = [Phase(rate, phase_seconds) for rate in rates]
     job = JobProcess(settings, lake_dir, log_dir, conf=conf or {}).start()
     try:
         report = send_events(
-            _paced(job, settings, lake_dir, phases, warm_rate=warm_rate, warm_timeout=warm_timeout,
-                   drain_timeout=drain_timeout),
-            settings, show_progress=False,
+            _paced(
+                job,
+                settings,
+                lake_dir,
+                phases,
+                warm_rate=warm_rate,
+                warm_timeout=warm_timeout,
+                drain_timeout=drain_timeout,
+            ),
+            settings,
+            show_progress=False,
         )
         if not report.ok:
             raise RuntimeError(f"{report.failed} events were not delivered ({report.first_error})")
@@ -182,12 +211,19 @@ def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: S
     batches = checkpoint_batches(lake_dir, settings)
     commits = table_commits(lake_dir)
     phase_figures: dict[str, dict[str, object]] = {}
-    out = {"trigger_seconds": trigger, "phases": phase_figures, "driver_peak_rss": peaks,
-           "job_stopped_cleanly": stopped_cleanly,
-           "profile": {**job.profile(),
-                       "process_cpu_s": job.cpu, "jvm_threads_cpu_s": job.jvm_threads,
-                       "wall_s": time.time() - job.started},
-           "batches": [{**vars(b), "seconds": b.seconds} for b in batches]}
+    out = {
+        "trigger_seconds": trigger,
+        "phases": phase_figures,
+        "driver_peak_rss": peaks,
+        "job_stopped_cleanly": stopped_cleanly,
+        "profile": {
+            **job.profile(),
+            "process_cpu_s": job.cpu,
+            "jvm_threads_cpu_s": job.jvm_threads,
+            "wall_s": time.time() - job.started,
+        },
+        "batches": [{**vars(b), "seconds": b.seconds} for b in batches],
+    }
     for phase, lat in zip(phases, per_phase, strict=True):
         committed = [x for x in lat if math.isfinite(x)]
 
@@ -197,10 +233,14 @@ def run_latency(settings: KafkaSettings, lake_dir: Path, log_dir: Path, rates: S
 
         span = phase.end - phase.start
         # The batches that started while the phase was sending, and where their time went.
-        drained = phase.end + (drain_timeout if phase.drain_seconds is None
-                               else phase.drain_seconds)
-        held = [b for b in batches if b.end is not None and b.rows > 0
-                and phase.start <= b.end and b.start <= drained]
+        drained = phase.end + (
+            drain_timeout if phase.drain_seconds is None else phase.drain_seconds
+        )
+        held = [
+            b
+            for b in batches
+            if b.end is not None and b.rows > 0 and phase.start <= b.end and b.start <= drained
+        ]
         phase_figures[str(int(phase.rate))] = {
             "rate": phase.rate,
             "achieved_rate": phase.sent / span if span > 0 else 0.0,

@@ -49,7 +49,12 @@ def producer_peak_rss(
         env[CONTRACTS[s].topic_env] = settings.topic(s)
     result = subprocess.run(
         [sys.executable, "-m", "scripts.bench.memory", *cli_args],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     for line in result.stdout.splitlines():
         if line.startswith(MARKER):
@@ -122,7 +127,7 @@ class TreeSampler(threading.Thread):
                 stat = (task / "stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2:].split()  # utime, stime: fields 14, 15
+            fields = stat[stat.rindex(")") + 2 :].split()  # utime, stime: fields 14, 15
             seconds = (int(fields[11]) + int(fields[12])) / self._tick
             self.thread_cpu[(pid, task.name)] = (name, seconds)
 
@@ -131,8 +136,9 @@ class TreeSampler(threading.Thread):
         samples lose their last interval)."""
         out: dict[str, float] = {}
         for name, seconds in self.thread_cpu.values():
-            group = next((label for prefix, label in THREAD_GROUPS if name.startswith(prefix)),
-                         "other")
+            group = next(
+                (label for prefix, label in THREAD_GROUPS if name.startswith(prefix)), "other"
+            )
             out[group] = out.get(group, 0.0) + seconds
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 

@@ -62,8 +62,10 @@ def producer(settings: KafkaSettings, vehicles: int, count: int) -> Sample:
     report = send_events(fleet_events(vehicles, count), settings, pace="max", show_progress=False)
     seconds = time.perf_counter() - started
     if not report.ok or report.produced != count:
-        raise RuntimeError(f"producer run failed: {report.produced} produced, {report.failed} "
-                           f"failed ({report.first_error})")
+        raise RuntimeError(
+            f"producer run failed: {report.produced} produced, {report.failed} "
+            f"failed ({report.first_error})"
+        )
     size = sum(c.bytes for c in report.topics.values())
     return Sample(report.produced, size, seconds, _cpu() - cpu)
 
@@ -83,8 +85,9 @@ def tutorial_pattern(settings: KafkaSettings, events: Iterable[Event]) -> Sample
     cpu, started = _cpu(), time.perf_counter()
     for event in events:
         value = json.dumps(event.payload).encode("utf-8")
-        client.produce(settings.topic(event.stream), key=event.key, value=value,
-                       on_delivery=delivery_report)
+        client.produce(
+            settings.topic(event.stream), key=event.key, value=value, on_delivery=delivery_report
+        )
         client.flush()
         n += 1
         size += len(value)

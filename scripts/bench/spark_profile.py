@@ -38,9 +38,12 @@ def metrics_conf(directory: Path, period_seconds: int = 2) -> dict[str, str]:
     Janino compiles)."""
     directory.mkdir(parents=True, exist_ok=True)
     prefix = "spark.metrics.conf.driver.sink.csv"
-    return {f"{prefix}.class": "org.apache.spark.metrics.sink.CsvSink",
-            f"{prefix}.directory": str(directory.resolve()),
-            f"{prefix}.period": str(period_seconds), f"{prefix}.unit": "seconds"}
+    return {
+        f"{prefix}.class": "org.apache.spark.metrics.sink.CsvSink",
+        f"{prefix}.directory": str(directory.resolve()),
+        f"{prefix}.period": str(period_seconds),
+        f"{prefix}.unit": "seconds",
+    }
 
 
 def codegen(directory: Path) -> dict:
@@ -70,8 +73,12 @@ def _events(directory: Path) -> Iterator[dict]:
             continue
         with path.open(encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if ('"Event":"SparkListenerTaskEnd"' in line or PROGRESS in line
-                        or SQL_START in line or SQL_END in line):
+                if (
+                    '"Event":"SparkListenerTaskEnd"' in line
+                    or PROGRESS in line
+                    or SQL_START in line
+                    or SQL_END in line
+                ):
                     yield json.loads(line)
 
 
@@ -87,10 +94,20 @@ def batch_breakdown(executions: list[dict]) -> dict:
     description holds its ``runId``) into the SQL executions ``foreachBatch`` ran inside them,
     by root operator, and the rest: driver time between them (analysis, optimisation, code
     generation of the next plan, Python)."""
-    batches = [e for e in executions if "runId = " in e["description"]
-               and e["end"] is not None and not any(
-                   o is not e and "runId = " in o["description"] and o["end"] is not None
-                   and o["start"] <= e["start"] and e["end"] <= o["end"] for o in executions)]
+    batches = [
+        e
+        for e in executions
+        if "runId = " in e["description"]
+        and e["end"] is not None
+        and not any(
+            o is not e
+            and "runId = " in o["description"]
+            and o["end"] is not None
+            and o["start"] <= e["start"]
+            and e["end"] <= o["end"]
+            for o in executions
+        )
+    ]
     out: dict[str, dict] = {}
     total = inside = 0.0
     for b in batches:
@@ -98,14 +115,18 @@ def batch_breakdown(executions: list[dict]) -> dict:
         for e in executions:
             if e is b or e["end"] is None or not b["start"] <= e["start"] <= b["end"]:
                 continue
-            entry = out.setdefault(e["root"], {"what": ROOTS.get(e["root"], ""), "count": 0,
-                                               "seconds": 0.0})
+            entry = out.setdefault(
+                e["root"], {"what": ROOTS.get(e["root"], ""), "count": 0, "seconds": 0.0}
+            )
             entry["count"] += 1
             entry["seconds"] += e["end"] - e["start"]
             inside += e["end"] - e["start"]
-    return {"batches": len(batches), "batch_seconds": total,
-            "driver_between_executions_s": total - inside,
-            "executions": dict(sorted(out.items(), key=lambda kv: -kv[1]["seconds"]))}
+    return {
+        "batches": len(batches),
+        "batch_seconds": total,
+        "driver_between_executions_s": total - inside,
+        "executions": dict(sorted(out.items(), key=lambda kv: -kv[1]["seconds"])),
+    }
 
 
 def profile(directory: Path) -> dict:
@@ -134,9 +155,11 @@ def profile(directory: Path) -> dict:
             continue
         if event["Event"] == SQL_START:
             executions[event["executionId"]] = {
-                "start": event["time"] / 1000, "end": None,
+                "start": event["time"] / 1000,
+                "end": None,
                 "description": event.get("description") or "",
-                "root": _root(event.get("physicalPlanDescription") or "")}
+                "root": _root(event.get("physicalPlanDescription") or ""),
+            }
             continue
         if event["Event"] == SQL_END:
             if event["executionId"] in executions:
@@ -151,8 +174,13 @@ def profile(directory: Path) -> dict:
         rows[area] = rows.get(area, 0) + read
         counts[area] = counts.get(area, 0) + 1
         if read:
-            per_batch.append({"batch": progress.get("batchId"), "rows": read,
-                              "duration_ms": progress.get("durationMs", {})})
+            per_batch.append(
+                {
+                    "batch": progress.get("batchId"),
+                    "rows": read,
+                    "duration_ms": progress.get("durationMs", {}),
+                }
+            )
     return {
         "tasks": tasks,
         "task_run_s": run_ms / 1000,

@@ -55,8 +55,12 @@ STATIC = HERE / "static"
 NODE_MODULES = HERE / "node_modules"
 #: URL prefix -> folder in node_modules (Leaflet's CSS finds its images beside it).
 VENDOR = {"leaflet": "leaflet/dist", "uplot": "uplot/dist"}
-VENDOR_FILES = ("leaflet/dist/leaflet.js", "leaflet/dist/leaflet.css",
-                "uplot/dist/uPlot.iife.min.js", "uplot/dist/uPlot.min.css")
+VENDOR_FILES = (
+    "leaflet/dist/leaflet.js",
+    "leaflet/dist/leaflet.css",
+    "uplot/dist/uPlot.iife.min.js",
+    "uplot/dist/uPlot.min.css",
+)
 #: Messages a browser may have waiting before it is dropped to a fresh snapshot.
 QUEUE_LIMIT = 32
 CLOSE = ("close", "")
@@ -82,7 +86,8 @@ def encode(obj: object) -> str:
 @dataclass(eq=False)
 class Subscriber:
     queue: asyncio.Queue[tuple[str, str]] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT))
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_LIMIT)
+    )
     resyncs: int = 0
 
 
@@ -214,7 +219,9 @@ def create_app(
         services.start(state)
         if backfill:
             threading.Thread(
-                target=_backfill, args=(state, job, settings.history_minutes), daemon=True,
+                target=_backfill,
+                args=(state, job, settings.history_minutes),
+                daemon=True,
                 name="dashboard-backfill",
             ).start()
         task = asyncio.create_task(hub.run())
@@ -226,7 +233,9 @@ def create_app(
             services.stop()
 
     app = FastAPI(
-        title="Smart City operations dashboard", lifespan=lifespan, docs_url=None,
+        title="Smart City operations dashboard",
+        lifespan=lifespan,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.live = state
@@ -249,9 +258,12 @@ def create_app(
 
     @app.get("/api/basemap")
     def get_basemap() -> dict:
-        return dict(basemap(), tileUrl=settings.tile_url,
-                    coalesceSeconds=settings.coalesce_seconds,
-                    historyMinutes=settings.history_minutes)
+        return dict(
+            basemap(),
+            tileUrl=settings.tile_url,
+            coalesceSeconds=settings.coalesce_seconds,
+            historyMinutes=settings.history_minutes,
+        )
 
     @app.get("/api/state")
     def get_state() -> dict:
@@ -283,18 +295,23 @@ def create_app(
     def vehicle_history(
         device_id: str,
         minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 60,
-        until: Annotated[datetime | None, Query(description="ISO-8601; default: the "
-                                                "vehicle's newest reading, or now")] = None,
+        until: Annotated[
+            datetime | None,
+            Query(description="ISO-8601; default: the vehicle's newest reading, or now"),
+        ] = None,
     ) -> dict:
         if until is None:
             fix = state.positions.newest(device_id)
-            until = (datetime.fromtimestamp(fix.event_ms / 1000, UTC) if fix
-                     else datetime.now(UTC))
+            until = datetime.fromtimestamp(fix.event_ms / 1000, UTC) if fix else datetime.now(UTC)
         elif until.tzinfo is None:
             until = until.replace(tzinfo=UTC)
         rows = _lake(lambda: history.vehicle_track(job, device_id, until=until, minutes=minutes))
-        return {"deviceId": device_id, "until": until.isoformat(), "minutes": minutes,
-                "readings": rows}
+        return {
+            "deviceId": device_id,
+            "until": until.isoformat(),
+            "minutes": minutes,
+            "readings": rows,
+        }
 
     @app.get("/api/history/incident/{incident_id}")
     def incident_history(incident_id: str) -> dict:
@@ -342,8 +359,9 @@ def _backfill(state: LiveState, job: JobSettings, minutes: int) -> None:
         for row in rows:
             state.ingest(stream, row)
         if rows:
-            log.info("loaded %d %s of the last %d minutes from the lake", len(rows), stream,
-                     minutes)
+            log.info(
+                "loaded %d %s of the last %d minutes from the lake", len(rows), stream, minutes
+            )
 
 
 def content_security_policy(tile_url: str) -> str:

@@ -29,8 +29,15 @@ def basemap() -> dict:
         if label:
             last_label = km
         waypoints.append(
-            {"id": w["id"], "name": w["name"], "lat": w["lat"], "lon": w["lon"],
-             "road": w["road"], "km": round(km, 1), "label": label}
+            {
+                "id": w["id"],
+                "name": w["name"],
+                "lat": w["lat"],
+                "lon": w["lon"],
+                "road": w["road"],
+                "km": round(km, 1),
+                "label": label,
+            }
         )
     by_id = {w["id"]: w for w in doc["waypoints"]}
     cameras = [

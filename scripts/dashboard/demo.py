@@ -45,12 +45,19 @@ def producer_command(
     """The real producer at real-time pace, its simulated clock starting at ``start`` (now)."""
     start = start or datetime.now(UTC)
     return [
-        sys.executable, "-m", "producer.cli",
-        "--vehicles", str(vehicles),
-        "--seed", str(seed),
-        "--pace", "realtime",
-        "--speedup", str(speedup),
-        "--start-time", start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        sys.executable,
+        "-m",
+        "producer.cli",
+        "--vehicles",
+        str(vehicles),
+        "--seed",
+        str(seed),
+        "--pace",
+        "realtime",
+        "--speedup",
+        str(speedup),
+        "--start-time",
+        start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "--no-progress",
     ]
 
@@ -104,8 +111,9 @@ class Demo:
             bootstrap_servers=self.broker.bootstrap_servers, auth_mode="none"
         )
         created = ensure_topics(self.kafka, TopicSpec(partitions=3))
-        log.info("demo: broker %s ready; topics: %s", self.broker.bootstrap_servers,
-                 ", ".join(created))
+        log.info(
+            "demo: broker %s ready; topics: %s", self.broker.bootstrap_servers, ", ".join(created)
+        )
         lake = self.folder / "lake"
         lake.mkdir()
         self.job_settings = JobSettings(
@@ -114,16 +122,25 @@ class Demo:
         env = job_environment(self.kafka, self.job_settings)
         env["PYTHONUNBUFFERED"] = "1"
         if self.run_job:
-            log.info("demo: starting the streaming job (Spark; its first batch takes about a "
-                     "minute on 2 cores); log %s", self.folder / "job.log")
+            log.info(
+                "demo: starting the streaming job (Spark; its first batch takes about a "
+                "minute on 2 cores); log %s",
+                self.folder / "job.log",
+            )
             self._spawn("job", job_command(self.job_settings.lake_uri), env)
-        log.info("demo: starting the producer, %d vehicles at real-time pace (speed-up %g); "
-                 "log %s", self.vehicles, self.speedup, self.folder / "producer.log")
+        log.info(
+            "demo: starting the producer, %d vehicles at real-time pace (speed-up %g); log %s",
+            self.vehicles,
+            self.speedup,
+            self.folder / "producer.log",
+        )
         start = datetime.now(UTC) - timedelta(minutes=self.rewind_minutes)
-        self._spawn("producer", producer_command(self.vehicles, speedup=self.speedup,
-                                                 seed=self.seed, start=start), env)
-        self._watch = threading.Thread(target=self._watch_children, daemon=True,
-                                       name="demo-watch")
+        self._spawn(
+            "producer",
+            producer_command(self.vehicles, speedup=self.speedup, seed=self.seed, start=start),
+            env,
+        )
+        self._watch = threading.Thread(target=self._watch_children, daemon=True, name="demo-watch")
         self._watch.start()
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
@@ -131,8 +148,13 @@ class Demo:
         self.logs[name] = path
         with open(path, "ab") as out:
             self.processes[name] = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                command,
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
     def _watch_children(self) -> None:
@@ -147,8 +169,13 @@ class Demo:
                 if name == "producer" and code == 0:
                     log.info("demo: the producer finished (every vehicle arrived)")
                 else:
-                    log.warning("demo: the %s exited with code %s; last lines of %s:\n%s",
-                                name, code, self.logs[name], tail(self.logs[name]))
+                    log.warning(
+                        "demo: the %s exited with code %s; last lines of %s:\n%s",
+                        name,
+                        code,
+                        self.logs[name],
+                        tail(self.logs[name]),
+                    )
 
     def stop(self) -> None:
         if self._stopping.is_set() and self.broker is None:

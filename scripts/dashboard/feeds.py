@@ -151,7 +151,8 @@ class LiveFeed(threading.Thread):
                         self.state.stream("vehicle").invalid += 1
                 else:
                     kind, ms = msg.timestamp()
-                    ingest(self.streams[topic], value,
-                           None if kind == TIMESTAMP_NOT_AVAILABLE else ms)
+                    ingest(
+                        self.streams[topic], value, None if kind == TIMESTAMP_NOT_AVAILABLE else ms
+                    )
             if vehicles:
                 ingest_vehicles(vehicles)

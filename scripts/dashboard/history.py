@@ -68,17 +68,30 @@ def incident_timeline(job: JobSettings, incident_id: str) -> list[dict]:
     present = tables(job)
     out: list[dict] = []
     for name, kind, columns in (
-        (LAKE.data_table("emergency"), "report",
-         ("timestamp", "status", "type", "description", "deviceId", "location")),
-        (LAKE.data_table("alerts"), "alert",
-         ("timestamp", "detectedAt", "rule", "severity", "status", "message", "deviceId",
-          "location", "id")),
+        (
+            LAKE.data_table("emergency"),
+            "report",
+            ("timestamp", "status", "type", "description", "deviceId", "location"),
+        ),
+        (
+            LAKE.data_table("alerts"),
+            "alert",
+            (
+                "timestamp",
+                "detectedAt",
+                "rule",
+                "severity",
+                "status",
+                "message",
+                "deviceId",
+                "location",
+                "id",
+            ),
+        ),
     ):
         if name not in present:
             continue
-        table = read_table(
-            name, job, row_filter=f"incidentId == '{incident_id}'", columns=columns
-        )
+        table = read_table(name, job, row_filter=f"incidentId == '{incident_id}'", columns=columns)
         out += [dict(row, kind=kind) for row in _rows(table)]
     return sorted(out, key=lambda r: (r["timestamp"], r["kind"]))
 

@@ -45,9 +45,12 @@ class DashboardProcess:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "scripts.dashboard", *self.args],
-                cwd=REPO_ROOT, env=self.env,
-                stdout=subprocess.DEVNULL if out is None else out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=subprocess.DEVNULL if out is None else out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         finally:
             if out is not None:
@@ -69,8 +72,10 @@ class DashboardProcess:
                     return
             time.sleep(0.3)
         self.stop()
-        raise RuntimeError(f"the dashboard did not answer on {self.url} within {timeout:.0f}s"
-                           + (f"; log:\n{self.tail()}" if self.log else ""))
+        raise RuntimeError(
+            f"the dashboard did not answer on {self.url} within {timeout:.0f}s"
+            + (f"; log:\n{self.tail()}" if self.log else "")
+        )
 
     def tail(self, lines: int = 40) -> str:
         if not self.log or not self.log.exists():

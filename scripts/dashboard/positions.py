@@ -76,7 +76,12 @@ class VehiclePositions:
                     fixes[device] = Fix(lat, lon, speed, event_ms, now)
                 elif event_ms >= fix.event_ms:
                     fix.lat, fix.lon, fix.speed, fix.event_ms, fix.seen = (
-                        lat, lon, speed, event_ms, now)
+                        lat,
+                        lon,
+                        speed,
+                        event_ms,
+                        now,
+                    )
                 else:
                     self.stale += 1
                     continue
@@ -122,8 +127,13 @@ class VehiclePositions:
             items = [(d, f.lat, f.lon, f.speed, f.event_ms) for d, f in self._fixes.items()]
         t0 = min((i[4] for i in items), default=int(time.time() * 1000))
         rows = [
-            [d, round(lat, LATLON_DECIMALS), round(lon, LATLON_DECIMALS),
-             round(speed, SPEED_DECIMALS), ms - t0]
+            [
+                d,
+                round(lat, LATLON_DECIMALS),
+                round(lon, LATLON_DECIMALS),
+                round(speed, SPEED_DECIMALS),
+                ms - t0,
+            ]
             for d, lat, lon, speed, ms in items
         ]
         return {"t0": t0, "v": rows, "gone": []}

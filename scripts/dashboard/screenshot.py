@@ -38,8 +38,15 @@ def take_screenshot(args: argparse.Namespace) -> int:
     # after 200 s, later than the picture is taken). 60 vehicles keep the job on time here.
     speedup = args.speedup or 4.0
     rewind = args.rewind if args.rewind is not None else 10.0
-    demo_args = ["--demo", "--vehicles", str(args.vehicles or 60),
-                 "--speedup", str(speedup), "--rewind", str(rewind)]
+    demo_args = [
+        "--demo",
+        "--vehicles",
+        str(args.vehicles or 60),
+        "--speedup",
+        str(speedup),
+        "--rewind",
+        str(rewind),
+    ]
     if args.no_job:
         demo_args.append("--no-job")
     DEMO_DIR.parent.mkdir(parents=True, exist_ok=True)
@@ -52,10 +59,16 @@ def take_screenshot(args: argparse.Namespace) -> int:
             time.sleep(min(15.0, max(0.0, deadline - time.monotonic())))
             state = httpx.get(f"{dash.url}/api/state", timeout=10).json()
             job = state["health"].get("job", {})
-            log.info("live data: %d vehicles, %d incidents, %d alerts, %d sections with road "
-                     "conditions; job: %s; %.0f s to go", len(state["positions"]["v"]),
-                     len(state["incidents"]), len(state["alerts"]), len(state["conditions"]),
-                     job.get("state"), max(0.0, deadline - time.monotonic()))
+            log.info(
+                "live data: %d vehicles, %d incidents, %d alerts, %d sections with road "
+                "conditions; job: %s; %.0f s to go",
+                len(state["positions"]["v"]),
+                len(state["incidents"]),
+                len(state["alerts"]),
+                len(state["conditions"]),
+                job.get("state"),
+                max(0.0, deadline - time.monotonic()),
+            )
         with sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(viewport=VIEWPORT)

@@ -100,10 +100,15 @@ class LiveState:
             try:
                 loc = event["location"]
                 ms = epoch_ms(event["timestamp"])
-                readings.append((
-                    event["deviceId"], float(loc["latitude"]), float(loc["longitude"]),
-                    float(event["speed"]), ms,
-                ))
+                readings.append(
+                    (
+                        event["deviceId"],
+                        float(loc["latitude"]),
+                        float(loc["longitude"]),
+                        float(event["speed"]),
+                        ms,
+                    )
+                )
             except (KeyError, TypeError, ValueError):
                 stats.invalid += 1
                 continue

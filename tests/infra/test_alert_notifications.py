@@ -3,7 +3,8 @@
 
 ``python -m scripts.alerts forward`` consumes the alerts topic with its own consumer group and
 publishes each alert once to SNS, with a DynamoDB table as its once-only ledger. The Terraform
-side is evaluated from the .tf files (conftest.py), with realistic ARNs for what AWS assigns.
+side is what tfparse evaluates from the .tf files (conftest.py), with realistic ARNs for what AWS
+assigns.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ FORWARDER_NEEDS = {
 #: ... and what it may set besides: how long the ledger remembers an id.
 FORWARDER_READS = FORWARDER_NEEDS | {"ALERT_DEDUPE_TTL_DAYS"}
 BOOTSTRAP = "b-1.example.kafka.eu-west-2.amazonaws.com:9098"
+#: Topic settings and a consumer group other than the defaults, for the checks that they carry.
+SETTINGS = {
+    "topics": {"partitions": 12, "replication_factor": 2, "retention_hours": 240},
+    "alert_forwarder": {"consumer_group": "smartcity-alert-forwarder-blue"},
+}
 
 
 def _env(entries: list[dict[str, object]]) -> dict[str, str]:
@@ -65,6 +71,9 @@ def kafka_arns(fake) -> dict[str, str]:
         + f"/{CONTRACTS[ALERT_STREAM].default_topic}",
         "group": cluster.replace(":cluster/", ":group/") + "/smartcity-alert-forwarder",
     }
+
+
+EGRESS = ("aws_vpc_security_group_egress_rule", "this")
 
 
 def _grants(statements: list[dict]) -> dict[str, set[str]]:
@@ -110,7 +119,7 @@ def test_the_forwarder_role_grants_each_action_on_exactly_its_resources(modules,
 def test_the_forwarder_role_names_every_resource_without_a_wildcard(modules):
     for st in modules["iam"].policy_statements("ecs_alert_forwarder"):
         for resource in st["resources"]:
-            assert "*" not in str(resource) and "${" not in str(resource), (st["sid"], resource)
+            assert "*" not in resource and resource.startswith("arn:aws:"), (st["sid"], resource)
         assert not any("*" in a for a in st["actions"]), st["sid"]
 
 
@@ -131,9 +140,20 @@ def test_the_forwarder_s_role_is_its_own_and_trusts_ecs_tasks_only(modules, fake
     iam = modules["iam"]
     role = iam.one("aws_iam_role", "ecs_alert_forwarder")
     assert role["name"] == "smartcity-dev-ecs-alert-forwarder"
+    # A data source's json is known after apply: tfparse stands the document's id in for it.
     assert (
-        "ecs_tasks_assume"
-        in iam.resource("aws_iam_role", "ecs_alert_forwarder")["assume_role_policy"]
+        role["assume_role_policy"]
+        == iam.one("aws_iam_policy_document", "ecs_tasks_assume", "data")["id"]
+    )
+    (trust,) = iam.policy_statements("ecs_tasks_assume")
+    assert (trust["actions"], trust["principals"]) == (
+        {"sts:AssumeRole"},
+        [{"type": "Service", "identifiers": ["ecs-tasks.amazonaws.com"]}],
+    )
+    policy = iam.one("aws_iam_role_policy", "ecs_alert_forwarder")
+    assert (policy["role"], policy["policy"]) == (
+        role["id"],
+        iam.one("aws_iam_policy_document", "ecs_alert_forwarder", "data")["id"],
     )
     assert iam.output("ecs_alert_forwarder_task_role_arn") == fake.alerts["forwarder_role_arn"]
     task = modules["ecs"].instances("aws_ecs_task_definition", "this")
@@ -161,13 +181,22 @@ def test_every_aws_call_the_forwarder_makes_is_granted(modules, tf):
     assert dynamodb | sns <= granted, sorted((dynamodb | sns) - granted)
 
 
-def test_the_forwarder_s_group_is_its_own(root, modules, kafka_arns, forwarder_env):
+def test_the_forwarder_s_group_is_its_own(root, modules, kafka_arns, forwarder_env, tf):
     """The job's groups are <prefix>-<uuid>-<n>: its wildcard must not reach the forwarder's
     group, nor the forwarder's ARN the job's."""
     job_group_arn = kafka_arns["group"].rsplit("/", 1)[0] + f"/{LAKE.consumer_group_prefix}*"
     assert not fnmatch.fnmatchcase(kafka_arns["group"], job_group_arn)
-    assert root.var("alert_forwarder")["consumer_group"] == forwarder_env["ALERT_FORWARDER_GROUP"]
+    group = modules["iam"].var("alert_forwarder")["consumer_group"]  # var.alert_forwarder's
+    assert group == forwarder_env["ALERT_FORWARDER_GROUP"]
     assert kafka_arns["group"].endswith("/" + forwarder_env["ALERT_FORWARDER_GROUP"])
+    # Another group in var.alert_forwarder: the task and its role's group ARN follow.
+    configured = tf.Module(inputs=SETTINGS)
+    env = _env(configured.child("ecs").local("alert_forwarder_container")["environment"])
+    assert env["ALERT_FORWARDER_GROUP"] == "smartcity-alert-forwarder-blue"
+    groups = tf.grants(configured.child("iam").policy_statements("ecs_alert_forwarder"))
+    assert groups["kafka-cluster:AlterGroup"] == {
+        kafka_arns["group"].rsplit("/", 1)[0] + "/smartcity-alert-forwarder-blue"
+    }
 
 
 # ------------------------------------------------------------------------------ SNS and DynamoDB
@@ -246,9 +275,7 @@ def test_alert_email_subscriptions_subscribe_each_address_by_email(root, tf, fak
     assert root.var("alert_email_subscriptions") == []
     assert root.child("alerts").instances("aws_sns_topic_subscription", "this") == {}
     addresses = ["oncall@example.com", "roads@example.com"]
-    configured = tf.Module(
-        tf.INFRA, inputs={"alert_email_subscriptions": addresses}, externals=root.externals
-    ).child("alerts")
+    configured = tf.Module(inputs={"alert_email_subscriptions": addresses}).child("alerts")
     subscriptions = configured.instances("aws_sns_topic_subscription", "this")
     assert sorted(subscriptions) == addresses
     for address, subscription in subscriptions.items():
@@ -291,12 +318,18 @@ def test_the_forwarder_s_kafka_connection_is_the_producer_s(modules, forwarder_e
         assert forwarder_env[name] == producer[name], name
 
 
-def test_the_ledger_remembers_an_alert_as_long_as_the_topic_keeps_it(root, forwarder_env):
+def test_the_ledger_remembers_an_alert_as_long_as_the_topic_keeps_it(modules, forwarder_env, tf):
     """A consumer group whose offsets are lost starts again from the earliest record: every
     alert the topic still holds must still be in the ledger, or it would be notified twice."""
-    retention_hours = root.var("topics")["retention_hours"]
+    topics = _env(modules["ecs"].local("topics_admin_container")["environment"])
+    retention_hours = int(topics["TOPIC_RETENTION_HOURS"])  # var.topics.retention_hours
     assert int(forwarder_env["ALERT_DEDUPE_TTL_DAYS"]) * 24 >= retention_hours
     assert int(forwarder_env["ALERT_DEDUPE_TTL_DAYS"]) == 7  # the forwarder's own default
+    # Topics kept longer (240 hours): the ledger remembers longer too.
+    ecs = tf.Module(inputs=SETTINGS).child("ecs")
+    topics = _env(ecs.local("topics_admin_container")["environment"])
+    env = _env(ecs.local("alert_forwarder_container")["environment"])
+    assert int(env["ALERT_DEDUPE_TTL_DAYS"]) * 24 >= int(topics["TOPIC_RETENTION_HOURS"]) == 240
 
 
 def test_the_forwarder_runs_the_producer_image_read_only_as_a_non_root_user(modules, container):
@@ -311,11 +344,11 @@ def test_the_forwarder_runs_the_producer_image_read_only_as_a_non_root_user(modu
     assert options["awslogs-stream-prefix"] == "alert-forwarder"
 
 
-def test_the_forwarder_logs_to_the_kms_encrypted_ecs_log_group(modules, container, tf):
+def test_the_forwarder_logs_to_the_kms_encrypted_ecs_log_group(modules, container):
     log_group = modules["ecs"].child("log_group")
     group = log_group.one("aws_cloudwatch_log_group", "this")
     key_arn = log_group.output("kms_key_arn")
-    assert group["kms_key_id"] == key_arn == tf.Unknown("aws_kms_key.this.arn")
+    assert group["kms_key_id"] == key_arn == log_group.one("aws_kms_key", "this")["arn"]
     assert container["logConfiguration"]["options"]["awslogs-group"] == group["name"]
 
 
@@ -327,31 +360,43 @@ def test_the_forwarder_is_a_fargate_service_beside_the_producer(modules, root):
     assert forwarder["name"] == f"{root.local('name')}-alert-forwarder"
     assert producer["name"] == f"{root.local('name')}-producer"
     assert forwarder["launch_type"] == "FARGATE"
-    assert forwarder["cluster"] == producer["cluster"]
-    assert str(forwarder["task_definition"]) == (
-        '${aws_ecs_task_definition.this["alert-forwarder"].arn}'
-    )
-    assert forwarder["desired_count"] == root.var("alert_forwarder")["desired_count"] == 0
+    assert forwarder["cluster"] == producer["cluster"] == ecs.one("aws_ecs_cluster", "this")["id"]
+    tasks = ecs.instances("aws_ecs_task_definition", "this")
+    assert forwarder["task_definition"] == tasks["alert-forwarder"]["arn"]
+    # var.alert_forwarder.desired_count, as the root passes it
+    assert forwarder["desired_count"] == ecs.var("alert_forwarder_desired_count") == 0
     (network,) = forwarder.blocks("network_configuration")
     (producer_network,) = producer.blocks("network_configuration")
     assert network["subnets"] == producer_network["subnets"] == ecs.var("subnet_ids")
     assert network["assign_public_ip"] is False
-    assert [str(g) for g in network["security_groups"]] == [
-        '${aws_security_group.this["alert-forwarder"].id}'
-    ]
-    task = ecs.instances("aws_ecs_task_definition", "this")["alert-forwarder"]
+    groups = ecs.instances("aws_security_group", "this")
+    assert network["security_groups"] == [groups["alert-forwarder"]["id"]]
+    task = tasks["alert-forwarder"]
     assert task["requires_compatibilities"] == ["FARGATE"]
     assert task["network_mode"] == "awsvpc"
     assert json.loads(task["container_definitions"])[0]["name"] == "alert-forwarder"
 
 
-def test_the_forwarder_s_security_group_reaches_msk_the_endpoints_s3_and_dynamodb_only(modules):
+def test_the_forwarder_s_security_group_reaches_msk_the_endpoints_s3_and_dynamodb_only(modules, tf):
     ecs, network = modules["ecs"], modules["network"]
     groups = ecs.instances("aws_security_group", "this")
     assert set(groups) == {"tasks", "alert-forwarder"}
     assert groups["alert-forwarder"]["name"] == "smartcity-dev-alert-forwarder"
     assert not groups["alert-forwarder"].blocks("ingress")
-    rules = ecs.instances("aws_vpc_security_group_egress_rule", "this")
+    # tfparse does not expand a for_each over values that hold a null (a rule's cidr or prefix
+    # list), so the rules are its evaluated collection, and how a rule uses one its source.
+    (rules,) = {json.dumps(r["for_each"]) for r in ecs.instances(*EGRESS).values()}
+    rules = json.loads(rules)
+    doc = tf.load(tf.MODULES_DIR / "ecs" / "main.tf")
+    (source,) = [e[EGRESS[0]][EGRESS[1]] for e in doc["resource"] if EGRESS[0] in e]
+    assert {k: source[k] for k in source if k not in ("for_each", "description", "tags")} == {
+        "security_group_id": "${aws_security_group.this[each.value.group].id}",
+        "ip_protocol": "tcp",
+        "from_port": "${each.value.port}",
+        "to_port": "${each.value.port}",
+        "cidr_ipv4": "${each.value.cidr}",
+        "prefix_list_id": "${each.value.prefix_list}",
+    }
     forwarder = {
         k.split(".", 1)[1]: r for k, r in rules.items() if k.startswith("alert-forwarder.")
     }
@@ -364,10 +409,8 @@ def test_the_forwarder_s_security_group_reaches_msk_the_endpoints_s3_and_dynamod
         "dynamodb": (443, None, network.output("dynamodb_prefix_list_id")),
     }
     for key, rule in forwarder.items():
-        port, cidr, prefix_list = expected[key]
-        assert (rule["from_port"], rule["to_port"], rule["ip_protocol"]) == (port, port, "tcp")
-        assert (rule["cidr_ipv4"], rule["prefix_list_id"]) == (cidr, prefix_list), key
-        assert str(rule["security_group_id"]) == '${aws_security_group.this["alert-forwarder"].id}'
+        assert (rule["port"], rule["cidr"], rule["prefix_list"]) == expected[key], key
+        assert rule["group"] == "alert-forwarder", key
     # The producer's group keeps its three rules: nothing to DynamoDB.
     assert {k for k in rules if k.startswith("tasks.")} == {
         "tasks.kafka_iam",
@@ -378,14 +421,21 @@ def test_the_forwarder_s_security_group_reaches_msk_the_endpoints_s3_and_dynamod
 
 def test_msk_admits_the_forwarder_s_security_group(modules):
     rules = modules["msk"].instances("aws_vpc_security_group_ingress_rule", "this")
-    assert str(rules["alert_forwarder"]["referenced_security_group_id"]) == str(
-        modules["ecs"].output("alert_forwarder_security_group_id")
+    group = modules["ecs"].instances("aws_security_group", "this")["alert-forwarder"]
+    assert (
+        rules["alert_forwarder"]["referenced_security_group_id"]
+        == modules["ecs"].output("alert_forwarder_security_group_id")
+        == group["id"]
     )
 
 
-def test_the_private_subnets_reach_sns_and_dynamodb(modules):
+def test_the_private_subnets_reach_sns_and_dynamodb(root, modules):
     network = modules["network"]
-    assert "sns" in network.var("interface_endpoints")
+    # The root passes var.network's interface_endpoints, null unless set (tfparse leaves it
+    # unevaluated): the module's variable, not nullable, then keeps its default.
+    variable = network["variable.interface_endpoints"]
+    assert root.var("network") == {} and variable["nullable"] is False
+    assert "sns" in variable["default"]
     dynamodb = network.one("aws_vpc_endpoint", "dynamodb")
     assert dynamodb["vpc_endpoint_type"] == "Gateway"
     assert dynamodb["service_name"].endswith(".dynamodb")
@@ -410,9 +460,8 @@ def test_the_producer_s_service_and_security_group_are_moved_not_replaced(tf):
     }
 
 
-def test_root_outputs_name_the_alert_path(root, fake):
+def test_root_outputs_name_the_alert_path(root, modules, fake):
     assert root.output("alerts_sns_topic_arn") == fake.alerts["sns_topic_arn"]
     assert root.output("alert_ledger_table_name") == fake.alerts["ledger_table_name"]
-    assert str(root.output("ecs_alert_forwarder_service_name")) == (
-        '${aws_ecs_service.this["alert-forwarder"].name}'
-    )
+    service = modules["ecs"].instances("aws_ecs_service", "this")["alert-forwarder"]
+    assert root.output("ecs_alert_forwarder_service_name") == service["name"]

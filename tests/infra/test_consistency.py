@@ -2,8 +2,8 @@
 tables in Glue and their optimizers, the EMR catalog settings, the lag metric and the settings
 passed as environment variables.
 
-The Terraform side is evaluated from the .tf files (see conftest.py), with a realistic MSK cluster
-ARN and bucket names standing in for what AWS assigns at apply time.
+The Terraform side is what tfparse evaluates from the .tf files (see conftest.py), with a realistic
+MSK cluster ARN, account and region standing in for what AWS assigns at apply time.
 """
 
 from __future__ import annotations
@@ -31,16 +31,21 @@ def _env(entries: list[dict[str, object]]) -> dict[str, str]:
     return {e["name"]: str(e["value"]) for e in entries}
 
 
-def _kafka_grants(statements: list[dict]) -> dict[str, set[str]]:
+def _kafka_grants(tf, statements: list[dict]) -> dict[str, set[str]]:
     """kafka-cluster action -> the resources it is granted on."""
-    grants: dict[str, set[str]] = {}
-    for st in statements:
-        for action in st["actions"]:
-            if action.startswith("kafka-cluster:"):
-                grants.setdefault(action.removeprefix("kafka-cluster:"), set()).update(
-                    st["resources"]
-                )
-    return grants
+    return tf.grants(statements, "kafka-cluster:")
+
+
+def _documents(module) -> list[str]:
+    """Names of the module's aws_iam_policy_document data sources."""
+    prefix = "data.aws_iam_policy_document."
+    return [a.removeprefix(prefix) for a in module if a.startswith(prefix)]
+
+
+def _source(tf, module: str, kind: str, file: str = "main.tf") -> dict:
+    """A module's blocks of one kind (``resource``, ``variable``, ...) in its source text."""
+    doc = tf.load(tf.MODULES_DIR / module / file)
+    return {k: v for entry in doc.get(kind, []) for k, v in entry.items()}
 
 
 def _topic_arns(fake, streams) -> set[str]:
@@ -79,13 +84,15 @@ def test_terraform_streams_and_topics_are_the_code_s(root):
     assert root.output("kafka_topic_names") == default_topics({})
 
 
-def test_the_producer_writes_the_sensor_streams_and_the_job_the_derived_ones(root):
+def test_the_producer_writes_the_sensor_streams_and_the_job_the_derived_ones(root, tf):
     assert {s for s in ALL_STREAMS if CONTRACTS[s].produced_by == "producer"} == set(STREAMS)
     assert {s for s in ALL_STREAMS if CONTRACTS[s].produced_by == "job"} == set(DERIVED_STREAMS)
     assert root.local("topic_writers") == {s: CONTRACTS[s].produced_by for s in ALL_STREAMS}
-    # A contract with any other produced_by would leave its topic without a writer.
-    (validation,) = root.child("iam").variables["topic_writers"]["validation"]
+    # A contract with any other produced_by would leave its topic without a writer: the
+    # condition (source text) holds for the contracts' values (tfparse evaluates it).
+    (validation,) = _source(tf, "iam", "variable", "variables.tf")["topic_writers"]["validation"]
     assert '["producer", "job"]' in validation["condition"]
+    assert root.child("iam")["variable.topic_writers"]["validation"]["condition"] is True
 
 
 def _code_without_module_names(path) -> str:
@@ -120,8 +127,8 @@ def test_producer_and_topics_task_read_the_same_topics_as_the_job(modules):
 # ----------------------------------------------------------------------------------- IAM and Kafka
 
 
-def test_the_job_reads_every_topic_and_writes_exactly_the_derived_ones(modules, arns, fake):
-    grants = _kafka_grants(modules["iam"].policy_statements("emr_ec2"))
+def test_the_job_reads_every_topic_and_writes_exactly_the_derived_ones(modules, arns, fake, tf):
+    grants = _kafka_grants(tf, modules["iam"].policy_statements("emr_ec2"))
     assert grants == {
         "Connect": {arns["cluster"]},
         # Spark's Kafka sink is an idempotent producer (InitProducerId needs the cluster action).
@@ -137,8 +144,8 @@ def test_the_job_reads_every_topic_and_writes_exactly_the_derived_ones(modules, 
     assert spark_kafka_options(KafkaSettings())["groupIdPrefix"] == LAKE.consumer_group_prefix
 
 
-def test_the_producer_writes_exactly_the_sensor_streams_topics(modules, arns):
-    grants = _kafka_grants(modules["iam"].policy_statements("ecs_producer"))
+def test_the_producer_writes_exactly_the_sensor_streams_topics(modules, arns, tf):
+    grants = _kafka_grants(tf, modules["iam"].policy_statements("ecs_producer"))
     assert grants == {
         "Connect": {arns["cluster"]},
         "WriteDataIdempotently": {arns["cluster"]},
@@ -147,15 +154,13 @@ def test_the_producer_writes_exactly_the_sensor_streams_topics(modules, arns):
     }
 
 
-def test_each_topic_is_written_by_its_contract_s_producer_alone(modules, arns, fake):
+def test_each_topic_is_written_by_its_contract_s_producer_alone(modules, arns, fake, tf):
     """Over every policy document of every module: WriteData on a sensor stream's topic only
     for the producer's task role, on a derived stream's topic only for the job's role."""
     writers: dict[str, set[str]] = {}
     for module_name, module in modules.items():
-        for rtype, name in module.data:
-            if rtype != "aws_iam_policy_document":
-                continue
-            for resource in _kafka_grants(module.policy_statements(name)).get("WriteData", ()):
+        for name in _documents(module):
+            for resource in _kafka_grants(tf, module.policy_statements(name)).get("WriteData", ()):
                 writers.setdefault(resource, set()).add(f"{module_name}.{name}")
     assert writers == {
         **{t: {"iam.ecs_producer"} for t in _topic_arns(fake, STREAMS)},
@@ -164,8 +169,8 @@ def test_each_topic_is_written_by_its_contract_s_producer_alone(modules, arns, f
     assert set(writers) == arns["topics"]
 
 
-def test_the_topics_task_manages_exactly_the_topics(modules, arns):
-    grants = _kafka_grants(modules["iam"].policy_statements("ecs_topics_admin"))
+def test_the_topics_task_manages_exactly_the_topics(modules, arns, tf):
+    grants = _kafka_grants(tf, modules["iam"].policy_statements("ecs_topics_admin"))
     assert grants == {
         "Connect": {arns["cluster"]},
         "CreateTopic": arns["topics"],
@@ -219,15 +224,16 @@ def test_topic_and_group_arns_carry_the_cluster_name_and_uuid(arns, fake):
         assert f"/{name_and_uuid}/" in arn
 
 
-def test_no_other_role_touches_kafka(modules):
-    for rtype, name in modules["iam"].data:
-        if rtype == "aws_iam_policy_document" and name not in (
-            "emr_ec2",
-            "ecs_producer",
-            "ecs_topics_admin",
-            "ecs_alert_forwarder",
-        ):
-            assert not _kafka_grants(modules["iam"].policy_statements(name)), name
+def test_no_other_role_touches_kafka(modules, tf):
+    others = [
+        (module, name)
+        for module in modules.values()
+        for name in _documents(module)
+        if name not in ("emr_ec2", "ecs_producer", "ecs_topics_admin", "ecs_alert_forwarder")
+    ]
+    assert {"glue_optimizer", "ecs_task_execution", "flow_logs"} <= {n for _, n in others}
+    for module, name in others:
+        assert not _kafka_grants(tf, module.policy_statements(name)), name
 
 
 # --------------------------------------------------------------------------------------- S3 layout
@@ -304,8 +310,17 @@ def test_emr_logs_go_where_the_instances_may_write(root, modules, fake):
 def test_no_lifecycle_rule_expires_lake_objects(modules):
     """Expiring objects of an Iceberg table by age would break it: its retention is snapshot
     expiry and orphan-file removal by the Glue table optimizers, not an S3 lifecycle rule."""
-    assert modules["s3"].local("expiration_rules")["lake"] == []
-    assert "quarantine_expiration_days" not in modules["s3"].variables
+    s3 = modules["s3"]
+    assert s3.local("expiration_rules")["lake"] == []
+    assert "variable.quarantine_expiration_days" not in s3
+    rules = {
+        bucket: [r for r in lifecycle.blocks("rule") if r.blocks("expiration")]
+        for bucket, lifecycle in s3.instances(
+            "aws_s3_bucket_lifecycle_configuration", "this"
+        ).items()
+    }
+    assert set(rules) == {"lake", "artifacts", "logs"}
+    assert rules["lake"] == [] and len(rules["logs"]) == 1
 
 
 # -------------------------------------------------------------------------------------- Glue / IAM
@@ -320,20 +335,15 @@ def _glue_arns(fake, database: str) -> dict[str, object]:
     }
 
 
-def _glue_grants(statements: list[dict]) -> dict[str, set[str]]:
-    grants: dict[str, set[str]] = {}
-    for st in statements:
-        for action in st["actions"]:
-            if action.startswith("glue:"):
-                grants.setdefault(action, set()).update(st["resources"])
-    return grants
+def _glue_grants(tf, statements: list[dict]) -> dict[str, set[str]]:
+    return {f"glue:{a}": r for a, r in tf.grants(statements, "glue:").items()}
 
 
-def test_the_job_commits_to_exactly_the_lake_tables_and_creates_none(root, modules, fake):
+def test_the_job_commits_to_exactly_the_lake_tables_and_creates_none(root, modules, fake, tf):
     database = root.local("glue_database_name")
     arns = _glue_arns(fake, database)
     catalog_and_db = {arns["catalog"], arns["database"]}
-    assert _glue_grants(modules["iam"].policy_statements("emr_ec2")) == {
+    assert _glue_grants(tf, modules["iam"].policy_statements("emr_ec2")) == {
         # DESCRIBE NAMESPACE lake.<database> at start-up (check_catalog), then each table by name.
         "glue:GetDatabase": catalog_and_db,
         "glue:GetTable": catalog_and_db | arns["tables"],
@@ -341,14 +351,14 @@ def test_the_job_commits_to_exactly_the_lake_tables_and_creates_none(root, modul
     }
 
 
-def test_the_optimizer_role_maintains_exactly_the_lake_tables(root, modules, fake):
+def test_the_optimizer_role_maintains_exactly_the_lake_tables(root, modules, fake, tf):
     iam = modules["iam"]
     (assume,) = iam.policy_statements("glue_assume")
     assert assume["principals"] == [{"type": "Service", "identifiers": ["glue.amazonaws.com"]}]
     statements = iam.policy_statements("glue_optimizer")
     database = root.local("glue_database_name")
     arns = _glue_arns(fake, database)
-    assert _glue_grants(statements) == {
+    assert _glue_grants(tf, statements) == {
         "glue:GetTable": {arns["catalog"], arns["database"]} | arns["tables"],
         "glue:UpdateTable": {arns["catalog"], arns["database"]} | arns["tables"],
     }
@@ -381,8 +391,9 @@ def test_the_optimizer_role_maintains_exactly_the_lake_tables(root, modules, fak
 
 def test_the_optimizers_assume_the_optimizer_role(root, modules):
     role_arn = modules["glue"].var("optimizer_role_arn")
-    assert str(role_arn) == str(modules["iam"].output("glue_optimizer_role_arn"))
-    assert "glue_optimizer" in str(role_arn)
+    assert role_arn == modules["iam"].output("glue_optimizer_role_arn")
+    # An ARN AWS assigns: tfparse stands the role's own id in for it.
+    assert role_arn == modules["iam"].one("aws_iam_role", "glue_optimizer")["id"]
 
 
 # ----------------------------------------------------------------------------------- Spark version
@@ -517,6 +528,36 @@ def tables(modules):
     return modules["glue"].instances("aws_glue_catalog_table", "this")
 
 
+@pytest.fixture(scope="module")
+def schema_fields(modules, tf):
+    """Each table's schema fields: its ``dynamic "fields"`` block over ``local.iceberg_fields``.
+
+    tfparse drops a dynamic block inside another block, so the block's content is read from the
+    source (a field per element, attribute for attribute, all optional) and its collection from
+    tfparse's evaluation of the local."""
+    (table,) = _source(tf, "glue", "resource")["aws_glue_catalog_table"].values()
+    (otf,) = table["open_table_format_input"]
+    (iceberg,) = otf["iceberg_input"]
+    (table_input,) = iceberg["iceberg_table_input"]
+    (schema,) = table_input["schema"]
+    (dynamic,) = [d["fields"] for d in schema["dynamic"]]
+    assert dynamic["for_each"] == "${local.iceberg_fields[each.key]}"
+    (content,) = dynamic["content"]
+    assert content == {
+        "id": "${fields.value.id}",
+        "name": "${fields.value.name}",
+        "type": "${fields.value.type}",
+        "required": False,
+        "doc": "${fields.value.doc}",
+    }
+    iceberg_fields = modules["glue"].local("iceberg_fields")
+    assert set(iceberg_fields) == set(TABLES)
+    return {
+        t: [{k: f[k] for k in ("id", "name", "type", "doc")} | {"required": False} for f in fields]
+        for t, fields in iceberg_fields.items()
+    }
+
+
 def _iceberg_table_input(table):
     (otf,) = table.blocks("open_table_format_input")
     (iceberg,) = otf.blocks("iceberg_input")
@@ -524,8 +565,8 @@ def _iceberg_table_input(table):
     return iceberg, table_input
 
 
-def _terraform_schema(table) -> list[dict[str, object]]:
-    _, table_input = _iceberg_table_input(table)
+def _terraform_schema(tables, schema_fields, name) -> list[dict[str, object]]:
+    _, table_input = _iceberg_table_input(tables[name])
     (schema,) = table_input.blocks("schema")
     assert (schema["schema_id"], schema["type"]) == (0, "struct")
     return [
@@ -537,7 +578,7 @@ def _terraform_schema(table) -> list[dict[str, object]]:
             "type": json.loads(f["type"]),
             "doc": f["doc"],
         }
-        for f in schema.blocks("fields")
+        for f in schema_fields[name]
     ]
 
 
@@ -547,22 +588,24 @@ def test_glue_has_exactly_the_job_s_tables(tables, specs):
         assert table["name"] == name
 
 
-def test_terraform_iceberg_schema_is_the_schema_the_job_would_create(tables, specs):
+def test_terraform_iceberg_schema_is_the_schema_the_job_would_create(tables, schema_fields, specs):
     """Columns, order, Iceberg types (timestamptz, the location struct, binary), field ids and
     docs: a table Terraform creates is the table ensure_tables would have created."""
-    for name, table in tables.items():
-        assert _terraform_schema(table) == _expected_schema(specs[name]), name
-    vehicle = {f["name"]: f["type"] for f in _terraform_schema(tables["vehicle"])}
+    for name in tables:
+        assert _terraform_schema(tables, schema_fields, name) == _expected_schema(specs[name]), name
+    vehicle = {f["name"]: f["type"] for f in _terraform_schema(tables, schema_fields, "vehicle")}
     assert vehicle["timestamp"] == vehicle["kafkaTimestamp"] == "timestamptz"
     assert vehicle["location"]["type"] == "struct"
     assert [f["name"] for f in vehicle["location"]["fields"]] == ["latitude", "longitude"]
-    raw = {f["name"]: f["type"] for f in _terraform_schema(tables[LAKE.quarantine_table("gps")])}
+    quarantine = _terraform_schema(tables, schema_fields, LAKE.quarantine_table("gps"))
+    raw = {f["name"]: f["type"] for f in quarantine}
     assert raw["rawBytes"] == "binary"
 
 
-def test_data_tables_have_the_contract_columns_then_the_metadata(tables):
+def test_data_tables_have_the_contract_columns_then_the_metadata(tables, schema_fields):
     for stream in ALL_STREAMS:
-        names = [f["name"] for f in _terraform_schema(tables[LAKE.data_table(stream)])]
+        schema = _terraform_schema(tables, schema_fields, LAKE.data_table(stream))
+        names = [f["name"] for f in schema]
         assert names == [
             *CONTRACTS[stream].field_names,
             *(c["name"] for c in LAKE.metadata_columns),
@@ -570,11 +613,12 @@ def test_data_tables_have_the_contract_columns_then_the_metadata(tables):
         assert tables[stream]["description"] == CONTRACTS[stream].description
 
 
-def test_quarantine_and_duplicates_tables_have_the_lake_columns(tables):
+def test_quarantine_and_duplicates_tables_have_the_lake_columns(tables, schema_fields):
     for stream in ALL_STREAMS:
-        names = [f["name"] for f in _terraform_schema(tables[LAKE.quarantine_table(stream)])]
-        assert names == [c["name"] for c in LAKE.quarantine_columns]
-    names = [f["name"] for f in _terraform_schema(tables[LAKE.duplicates_table])]
+        schema = _terraform_schema(tables, schema_fields, LAKE.quarantine_table(stream))
+        assert [f["name"] for f in schema] == [c["name"] for c in LAKE.quarantine_columns]
+    schema = _terraform_schema(tables, schema_fields, LAKE.duplicates_table)
+    names = [f["name"] for f in schema]
     assert names == [c["name"] for c in LAKE.duplicate_columns]
 
 
@@ -631,12 +675,12 @@ def test_every_table_is_an_iceberg_table_at_the_job_s_location(tables, fake):
         assert "parameters" not in table
 
 
-def test_terraform_never_undoes_the_job_s_iceberg_commits(modules):
+def test_terraform_never_undoes_the_job_s_iceberg_commits(tf):
     """Every commit moves metadata_location (a parameter) and the job adds new contract fields:
     an apply that reverted either would hide the job's data, and a changed
     open_table_format_input (a new contract field, say) would replace the table."""
-    body = modules["glue"].resource("aws_glue_catalog_table", "this")
-    (lifecycle,) = body["lifecycle"]
+    body = _source(tf, "glue", "resource")["aws_glue_catalog_table"]["this"]
+    (lifecycle,) = body["lifecycle"]  # names attributes: the source says which
     ignored = str(lifecycle["ignore_changes"])
     for attribute in ("open_table_format_input", "parameters", "storage_descriptor"):
         assert attribute in ignored, attribute
@@ -645,20 +689,21 @@ def test_terraform_never_undoes_the_job_s_iceberg_commits(modules):
 # ----------------------------------------------------------------------------------- optimizers
 
 
-def test_every_table_has_compaction_snapshot_expiry_and_orphan_file_removal(modules, tables):
+def test_every_table_has_compaction_snapshot_expiry_and_orphan_file_removal(modules, tables, tf):
     optimizers = modules["glue"].instances("aws_glue_catalog_table_optimizer", "this")
     found: dict[str, set[str]] = {}
     for key, optimizer in optimizers.items():
         table = key.rsplit(".", 1)[0]
         found.setdefault(table, set()).add(optimizer["type"])
-        assert optimizer.scope["each"]["value"]["table"] == table
+        assert optimizer["table_name"] == tables[table]["name"] == table
     assert found == {t: OPTIMIZER_TYPES for t in TABLES}
     assert len(optimizers) == 3 * len(TABLES)
-    body = modules["glue"].resource("aws_glue_catalog_table_optimizer", "this")
+    # The table's name through the table resource, so the optimizer waits for the table.
+    body = _source(tf, "glue", "resource")["aws_glue_catalog_table_optimizer"]["this"]
     assert body["table_name"] == "${aws_glue_catalog_table.this[each.value.table].name}"
 
 
-def test_optimizer_settings_keep_enough_snapshots_for_exactly_once(root, modules, fake):
+def test_optimizer_settings_keep_enough_snapshots_for_exactly_once(root, modules, fake, tf):
     glue = modules["glue"]
     maintenance = glue.var("maintenance")
     assert maintenance == {
@@ -668,29 +713,58 @@ def test_optimizer_settings_keep_enough_snapshots_for_exactly_once(root, modules
         "orphan_file_retention_days": 3,
     }
     assert root.var("lake_maintenance") == {} or root.var("lake_maintenance") == maintenance
-    (validation,) = glue.variables["maintenance"]["validation"]
+    (validation,) = _source(tf, "glue", "variable", "variables.tf")["maintenance"]["validation"]
     assert "snapshots_to_retain >= 10" in validation["condition"]
+    assert glue["variable.maintenance"]["validation"]["condition"] is True
+    # tfparse drops the dynamic blocks inside `configuration`: their source says what each
+    # optimizer gets (a retention block for a retention optimizer only, ...), the evaluated
+    # variables and locals what values.
+    (source,) = _source(tf, "glue", "resource")["aws_glue_catalog_table_optimizer"]["this"][
+        "configuration"
+    ]
+    dynamic = {k: v for d in source["dynamic"] for k, v in d.items()}
+    assert set(dynamic) == {"retention_configuration", "orphan_file_deletion_configuration"}
+    retention, orphans = (
+        dynamic["retention_configuration"],
+        dynamic["orphan_file_deletion_configuration"],
+    )
+    assert retention["for_each"] == '${each.value.type == "retention" ? [1] : []}'
+    assert retention["content"] == [
+        {
+            "iceberg_configuration": [
+                {
+                    "snapshot_retention_period_in_days": (
+                        "${var.maintenance.snapshot_retention_days}"
+                    ),
+                    "number_of_snapshots_to_retain": "${var.maintenance.snapshots_to_retain}",
+                    "clean_expired_files": True,
+                }
+            ]
+        }
+    ]
+    assert (maintenance["snapshot_retention_days"], maintenance["snapshots_to_retain"]) == (7, 10)
+    assert orphans["for_each"] == '${each.value.type == "orphan_file_deletion" ? [1] : []}'
+    assert orphans["content"] == [
+        {
+            "iceberg_configuration": [
+                {
+                    "orphan_file_retention_period_in_days": (
+                        "${var.maintenance.orphan_file_retention_days}"
+                    ),
+                    "location": "${local.table_locations[each.value.table]}",
+                }
+            ]
+        }
+    ]
+    assert maintenance["orphan_file_retention_days"] == 3
     lake_uri = f"s3://{fake.bucket_names['lake']}"
+    locations = glue.local("table_locations")
+    assert locations == {t: LAKE.table_location(lake_uri, t) for t in TABLES}
     for key, optimizer in glue.instances("aws_glue_catalog_table_optimizer", "this").items():
         (config,) = optimizer.blocks("configuration")
         assert config["enabled"] is True
         assert config["role_arn"] == glue.var("optimizer_role_arn")
-        retention = config.blocks("retention_configuration")
-        orphans = config.blocks("orphan_file_deletion_configuration")
-        if optimizer["type"] == "retention":
-            (retention_config,) = retention[0].blocks("iceberg_configuration")
-            assert retention_config["snapshot_retention_period_in_days"] == 7
-            assert retention_config["number_of_snapshots_to_retain"] >= 10
-            assert retention_config["clean_expired_files"] is True
-        else:
-            assert not retention, key
-        if optimizer["type"] == "orphan_file_deletion":
-            (orphan_config,) = orphans[0].blocks("iceberg_configuration")
-            assert orphan_config["orphan_file_retention_period_in_days"] == 3
-            table = key.rsplit(".", 1)[0]
-            assert orphan_config["location"] == LAKE.table_location(lake_uri, table)
-        else:
-            assert not orphans, key
+        assert optimizer["type"] in OPTIMIZER_TYPES and key.rsplit(".", 1)[0] in locations
 
 
 # ------------------------------------------------------------------------------------------ Athena
@@ -726,7 +800,7 @@ def test_named_queries_use_only_columns_and_tables_of_the_lake(modules):
         known |= {c["name"].lower() for c in group}
     for name, query in queries.items():
         sql = query["query"]
-        assert str(query["workgroup"]) == "${aws_athena_workgroup.this.name}"
+        assert query["workgroup"] == modules["glue"].one("aws_athena_workgroup", "this")["name"]
         # Every identifier after FROM is a lake table; every quoted identifier is a column.
         for table in re.findall(r"\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)", sql):
             assert table.lower() in known, (name, table)
@@ -786,9 +860,12 @@ def test_emr_spark_defaults_set_the_catalog_the_job_sets(root, modules, fake):
     )
 
 
-def test_the_cluster_reaches_glue_from_its_private_subnets(modules):
-    endpoints = modules["network"].var("interface_endpoints")
-    assert "glue" in endpoints
+def test_the_cluster_reaches_glue_from_its_private_subnets(root, modules):
+    # The root passes var.network's interface_endpoints, null unless set (tfparse leaves it
+    # unevaluated): the module's variable, not nullable, then keeps its default.
+    variable = modules["network"]["variable.interface_endpoints"]
+    assert root.var("network") == {} and variable["nullable"] is False
+    assert "glue" in variable["default"]
 
 
 # -------------------------------------------------------------------------------------- lag metric
@@ -810,7 +887,7 @@ def test_the_job_publishes_the_metric_the_alarms_watch(modules, monkeypatch):
     moto = pytest.importorskip("moto")
     import boto3
 
-    from emr_jobs.job import publish_lag_metric
+    from emr_jobs.progress import publish_lag_metric
 
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -877,18 +954,31 @@ def test_producer_environment_is_accepted_by_the_producer_settings(modules):
     )
 
 
-def test_topics_task_applies_the_terraform_topic_settings(root, modules):
+def test_topics_task_applies_the_terraform_topic_settings(root, modules, tf):
+    """With the defaults and with var.topics set, the task creates the topics as it says."""
     pytest.importorskip("confluent_kafka")
     from scripts.topics import TopicSpec
 
     env = _env(modules["ecs"].local("topics_admin_container")["environment"])
     spec = TopicSpec.from_env(env)
-    topics = root.var("topics")
+    # var.topics's defaults, in its type (tfparse fills them in the values, not the variable)
+    (variable,) = [
+        e["topics"] for e in tf.load(tf.INFRA / "variables.tf")["variable"] if "topics" in e
+    ]
+    defaults = dict(re.findall(r"(\w+) = optional\(number, (\d+)\)", variable["type"]))
     assert (spec.partitions, spec.replication_factor, spec.retention_hours) == (
-        topics["partitions"],
-        topics["replication_factor"],
-        topics["retention_hours"],
+        int(defaults["partitions"]),
+        int(defaults["replication_factor"]),
+        int(defaults["retention_hours"]),
     )
+    assert spec.partitions == modules["msk"].var("default_partitions")  # also var.topics's
+    settings = {
+        "topics": {"partitions": 12, "replication_factor": 2, "retention_hours": 240},
+        "alert_forwarder": {"consumer_group": "smartcity-alert-forwarder-blue"},
+    }  # as test_alert_notifications sets them: one more evaluation, not two
+    ecs = tf.Module(inputs=settings).child("ecs")
+    spec = TopicSpec.from_env(_env(ecs.local("topics_admin_container")["environment"]))
+    assert (spec.partitions, spec.replication_factor, spec.retention_hours) == (12, 2, 240)
     container = modules["ecs"].local("topics_admin_container")
     assert container["entryPoint"] == ["python", "-m", "scripts.topics"] and container[
         "command"
@@ -901,10 +991,10 @@ def test_topics_task_applies_the_terraform_topic_settings(root, modules):
 def _log_groups(modules) -> dict[str, object]:
     """The ``log_group`` module each concern calls, keyed by the concern."""
     return {
-        name: module.child(call_name)
+        name: module.child(address.removeprefix("module."))
         for name, module in modules.items()
-        for call_name, call in module.module_calls.items()
-        if call["source"] == "../log_group"
+        for address, call in module.items()
+        if re.fullmatch(r"module\.\w+", address) and call["source"] == "../log_group"
     }
 
 

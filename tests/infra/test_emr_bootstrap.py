@@ -46,15 +46,26 @@ def bootstrap(cluster):
 # --- Terraform and the code ----------------------------------------------------------------------
 
 
+def _source(tf, module: str, kind: str) -> dict:
+    """The ``resource``/``locals``/``variable`` blocks of a module's main.tf or variables.tf."""
+    doc = tf.load(tf.MODULES_DIR / module / ("variables.tf" if kind == "variable" else "main.tf"))
+    return {k: v for entry in doc.get(kind, []) for k, v in entry.items()}
+
+
 def test_the_cluster_runs_one_bootstrap_action_the_script_terraform_uploads(
-    modules, bootstrap, fake
+    modules, bootstrap, fake, tf
 ):
     script = modules["emr"].one("aws_s3_object", "this")
-    assert bootstrap["path"] == "s3://${aws_s3_object.this.bucket}/${aws_s3_object.this.key}", (
+    (source,) = _source(tf, "emr", "resource")["aws_emr_cluster"]["this"]["bootstrap_action"]
+    assert source["path"] == "s3://${aws_s3_object.this.bucket}/${aws_s3_object.this.key}", (
         "the path names the uploaded object, so the cluster waits for it"
     )
+    assert bootstrap["path"] == f"s3://{script['bucket']}/{script['key']}"
     assert script["bucket"] == fake.bucket_names["artifacts"]
-    assert Path(script["source"]).resolve() == SCRIPT
+    # tfparse gives the path relative to the configuration's root.
+    assert (tf.INFRA / script["source"]).resolve() == tf.INFRA / SCRIPT.relative_to(
+        SCRIPT.parents[1]
+    )
     # Named after its content: every node of a cluster, added later or not, runs the same script.
     assert script["key"] == f"emr/bootstrap/{_sha12(SCRIPT)}/{SCRIPT.name}"
     assert script["kms_key_id"] == modules["emr"].var("kms_key_arn")
@@ -72,12 +83,14 @@ def test_the_bootstrap_installs_the_wheel_set_artifacts_uploads_into_the_python_
     assert python == EMR_PYTHON == f"/usr/bin/python{artifacts.EMR_PYTHON_VERSION}"
 
 
-def test_the_wheel_set_is_named_after_the_requirements_file_terraform_reads(modules):
+def test_the_wheel_set_is_named_after_the_requirements_file_terraform_reads(modules, tf):
     emr = modules["emr"]
-    assert "emr_python_requirements.txt" in emr.locals["python_requirements_hash"]
-    assert emr.local("python_requirements_hash") == hashlib.sha256(
-        artifacts.PYTHON_REQUIREMENTS.read_bytes()
-    ).hexdigest()
+    source = _source(tf, "emr", "locals")["python_requirements_hash"]
+    assert "emr_python_requirements.txt" in source
+    assert (
+        emr.local("python_requirements_hash")
+        == hashlib.sha256(artifacts.PYTHON_REQUIREMENTS.read_bytes()).hexdigest()
+    )
 
 
 def test_plan_warns_while_the_wheel_set_is_not_uploaded(tf):
@@ -103,7 +116,8 @@ def test_the_instances_read_the_script_and_the_wheels_with_the_grants_they_had(m
 
     def granted(action: str, arn: str) -> bool:
         return any(
-            action in st["actions"] and not st["conditions"]
+            action in st["actions"]
+            and not st["conditions"]
             and any(fnmatch(str(arn), str(r)) for r in st["resources"])
             for st in statements
         )
@@ -112,28 +126,51 @@ def test_the_instances_read_the_script_and_the_wheels_with_the_grants_they_had(m
         assert granted("s3:GetObject", f"{bucket}/{key}"), key
     assert granted("s3:ListBucket", bucket), "aws s3 cp --recursive lists the prefix"
     assert granted("kms:Decrypt", modules["emr"].var("kms_key_arn")), "SSE-KMS objects"
-    readable = {str(r) for st in statements if "s3:GetObject" in st["actions"]
-                for r in st["resources"] if str(r).startswith(bucket)}
+    readable = {
+        str(r)
+        for st in statements
+        if "s3:GetObject" in st["actions"]
+        for r in st["resources"]
+        if str(r).startswith(bucket)
+    }
     assert readable == {f"{bucket}/*"}
     assert not any(
-        a in st["actions"] for st in statements for a in ("s3:PutObject", "s3:DeleteObject")
+        a in st["actions"]
+        for st in statements
+        for a in ("s3:PutObject", "s3:DeleteObject")
         if any(str(r).startswith(bucket) for r in st["resources"])
     ), "the instances never write the artifacts bucket"
 
 
-GRAVITON = ("m6g.xlarge", "m7gd.2xlarge", "c6gn.large", "r8g.xlarge", "is4gen.xlarge", "a1.large",
-            "t4g.medium", "g5g.xlarge")
-X86 = ("m5.xlarge", "m6i.2xlarge", "r5d.4xlarge", "c5n.xlarge", "g4dn.xlarge", "m7i-flex.large",
-       "m7a.xlarge", "x2iedn.xlarge")
+GRAVITON = (
+    "m6g.xlarge",
+    "m7gd.2xlarge",
+    "c6gn.large",
+    "r8g.xlarge",
+    "is4gen.xlarge",
+    "a1.large",
+    "t4g.medium",
+    "g5g.xlarge",
+)
+X86 = (
+    "m5.xlarge",
+    "m6i.2xlarge",
+    "r5d.4xlarge",
+    "c5n.xlarge",
+    "g4dn.xlarge",
+    "m7i-flex.large",
+    "m7a.xlarge",
+    "x2iedn.xlarge",
+)
 
 
-def test_the_instances_are_x86_64_like_the_wheels(modules):
-    emr = modules["emr"]
+def test_the_instances_are_x86_64_like_the_wheels(modules, tf):
+    emr, variables = modules["emr"], _source(tf, "emr", "variable")
     assert artifacts.EMR_ARCH == "x86_64"
     (pattern,) = {  # one rule for both; an HCL string's "\\\\" is one backslash
         re.search(rf'regex\("(.+?)", var\.{name}\)', v["condition"]).group(1).replace("\\\\", "\\")
         for name in ("master_instance_type", "core_instance_type")
-        for v in emr.variables[name]["validation"]
+        for v in variables[name]["validation"]
     }
 
     def accepted(instance_type: str) -> bool:  # what the validation lets through
@@ -188,10 +225,16 @@ def wheel_set(tmp_path_factory) -> artifacts.Bundle:
             _pip_wheel(folder, version)
             continue
         module = artifacts.canonical_name(name).replace("-", "_")
-        tags = ("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64" if name in NATIVE
-                else "py3-none-any")
-        _wheel(folder, f"{module}-{version}-{tags}.whl",
-               {f"{module}/__init__.py": f"__version__ = {version!r}\n"})
+        tags = (
+            "cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64"
+            if name in NATIVE
+            else "py3-none-any"
+        )
+        _wheel(
+            folder,
+            f"{module}-{version}-{tags}.whl",
+            {f"{module}/__init__.py": f"__version__ = {version!r}\n"},
+        )
     return artifacts.build_python_packages(artifacts.find_wheels(folder))
 
 
@@ -208,11 +251,11 @@ def node(tmp_path, wheel_set):
     wrapper = f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n'
     scripts = {
         "aws": '#!/bin/sh\necho "aws $*" >> "$FAKE_LOG"\nfor last; do :; done\n'
-               'for a; do case "$a" in s3://*) src="${a#s3://}";; esac; done\n'
-               '[ -d "$FAKE_S3/$src" ] && cp -R "$FAKE_S3/$src/." "$last"\nexit 0\n',
+        'for a; do case "$a" in s3://*) src="${a#s3://}";; esac; done\n'
+        '[ -d "$FAKE_S3/$src" ] && cp -R "$FAKE_S3/$src/." "$last"\nexit 0\n',
         "sudo": '#!/bin/sh\necho "sudo $*" >> "$FAKE_LOG"\nexec "$@"\n',
         "dnf": '#!/bin/sh\necho "dnf $*" >> "$FAKE_LOG"\n'
-               f"printf '%s' '{wrapper}' > \"$FAKE_PYTHON\"\nchmod +x \"$FAKE_PYTHON\"\n",
+        f"printf '%s' '{wrapper}' > \"$FAKE_PYTHON\"\nchmod +x \"$FAKE_PYTHON\"\n",
     }
     for name, text in scripts.items():
         (bin_dir / name).write_text(text, encoding="utf-8")
@@ -233,17 +276,31 @@ def node(tmp_path, wheel_set):
         env = {
             **os.environ,
             "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-            "FAKE_LOG": str(log), "FAKE_S3": str(s3), "FAKE_PYTHON": str(python),
+            "FAKE_LOG": str(log),
+            "FAKE_S3": str(s3),
+            "FAKE_PYTHON": str(python),
             # pip installs into `site` (not the system's site-packages) and Python sees it.
-            "PIP_TARGET": str(site), "PYTHONPATH": str(site),
+            "PIP_TARGET": str(site),
+            "PYTHONPATH": str(site),
         }
-        return subprocess.run(["bash", str(SCRIPT), "eu-west-2", uri, str(python)],
-                              capture_output=True, text=True, timeout=120, env=env, check=False)
+        return subprocess.run(
+            ["bash", str(SCRIPT), "eu-west-2", uri, str(python)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
 
     from types import SimpleNamespace
 
-    return SimpleNamespace(stage=stage, run=run, site=site, python=python,
-                           log=lambda: log.read_text(encoding="utf-8").splitlines())
+    return SimpleNamespace(
+        stage=stage,
+        run=run,
+        site=site,
+        python=python,
+        log=lambda: log.read_text(encoding="utf-8").splitlines(),
+    )
 
 
 def _installed(site: Path) -> dict[str, str]:
@@ -263,8 +320,10 @@ def test_the_script_installs_exactly_the_pins_offline_with_pip_from_its_wheel(no
     assert "emr_python_packages: numpy 1.26.4 pandas 2.2.3 pyarrow 19.0.1" in result.stdout
 
     copy, install = node.log()
-    assert copy.startswith("aws s3 cp --recursive --only-show-errors --region eu-west-2 "
-                           f"s3://artifacts/{artifacts.python_packages_prefix()} ")
+    assert copy.startswith(
+        "aws s3 cp --recursive --only-show-errors --region eu-west-2 "
+        f"s3://artifacts/{artifacts.python_packages_prefix()} "
+    )
     assert install.startswith(f"sudo {node.python} ")
     assert f"/pip-{installer}-py3-none-any.whl/pip install --no-index --find-links " in install
     assert "--only-binary=:all:" in install and install.endswith("/requirements.txt")

@@ -5,7 +5,7 @@ locals {
   # Namespace, metric and dimension of the lag metric the job publishes: emr_jobs/core/contracts/_lake.json.
   metrics = jsondecode(file("${path.module}/../../../emr_jobs/core/contracts/_lake.json")).metrics
   # The job reads every topic in one query, so it publishes one lag, with this dimension value
-  # (emr_jobs/job.py publish_lag_metric; a moto test holds the two equal).
+  # (emr_jobs/progress.py publish_lag_metric; a moto test holds the two equal).
   lag_dimension_value = "all"
 
   broker_ids = [for i in range(1, var.msk_broker_count + 1) : tostring(i)]
