@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, STREAMS
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS
 from emr_jobs.core.kafka import KafkaSettings
 from emr_jobs.core.paths import REPO_ROOT
 from scripts.local_broker import EmbeddedKafka, free_port
@@ -59,11 +59,8 @@ def settings(broker: EmbeddedKafka) -> KafkaSettings:
 def start_producer(
     settings: KafkaSettings, workdir: Path, **variables: str
 ) -> tuple[subprocess.Popen, Path]:
-    env = dict(os.environ)
-    env.update({CONTRACTS[s].topic_env: settings.topic(s) for s in STREAMS})
+    env = {**os.environ, **settings.to_env()}
     env.update(
-        KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers,
-        KAFKA_AUTH_MODE="none",
         PYTHONPATH=str(REPO_ROOT),
         **variables,
     )

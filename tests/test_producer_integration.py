@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS, STREAMS
+from emr_jobs.core.contracts import ALL_STREAMS, CONTRACTS
 from emr_jobs.core.kafka import KafkaSettings
 from emr_jobs.core.paths import REPO_ROOT
 from producer.kafka_producer import ProducerError, send_events
@@ -122,12 +122,7 @@ def test_missing_topics_are_named_in_the_error(kafka_broker, topic_prefix):
 
 
 def _cli_env(settings: KafkaSettings) -> dict[str, str]:
-    env = dict(os.environ)
-    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
-    for s in STREAMS:
-        env[CONTRACTS[s].topic_env] = settings.topic(s)
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return env
+    return {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO_ROOT)}
 
 
 def test_sigterm_stops_the_cli_cleanly_and_everything_produced_is_flushed(kafka_settings, tmp_path):

@@ -239,11 +239,9 @@ def measure(
     )
     ensure_topics(kafka, TopicSpec(partitions=3))
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "KAFKA_AUTH_MODE": "none",
+        **kafka.to_env(),
         "LAKE_URI": (work / "lake").as_uri(),
         "DASHBOARD_LAKE_SECONDS": "3600",
-        **{CONTRACTS[s].topic_env: kafka.topic(s) for s in ALL_STREAMS},
     }
     with DashboardProcess(
         free_port(), env={**os.environ, **env}, log=work / "dashboard.log"

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import psutil
 
-from emr_jobs.core.contracts import CONTRACTS, STREAMS
 from emr_jobs.core.kafka import KafkaSettings
 from emr_jobs.core.paths import REPO_ROOT
 
@@ -42,11 +41,8 @@ def producer_peak_rss(
     settings: KafkaSettings, cli_args: Sequence[str], timeout: float = 600
 ) -> int:
     """Peak RSS in bytes of ``smartcity-producer <cli_args>`` sending to ``settings``."""
-    env = dict(os.environ)
-    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.bootstrap_servers
+    env = {**os.environ, **settings.to_env()}
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO_ROOT), env.get("PYTHONPATH")] if p)
-    for s in STREAMS:
-        env[CONTRACTS[s].topic_env] = settings.topic(s)
     result = subprocess.run(
         [sys.executable, "-m", "scripts.bench.memory", *cli_args],
         env=env,
