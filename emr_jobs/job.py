@@ -143,7 +143,7 @@ def build_session(job: JobSettings) -> SparkSession:
         # evicts them and every batch compiled ~135 classes anew (scripts/bench profile).
         .config("spark.sql.codegen.cache.maxEntries", "2000")
         # The alert queries' small jobs share the cores fairly with the lake writer's big ones
-        # instead of queueing behind them (README, "Alerts: query layout").
+        # instead of queueing behind them (emr_jobs/README.md, "Query layout, and why").
         .config("spark.scheduler.mode", "FAIR")
         .config("spark.scheduler.allocation.file", _scheduler_pools_file())
     )

@@ -1,7 +1,8 @@
 """``smartcity-producer``: simulate the fleet and send its five streams to Kafka.
 
-Settings come from the environment (README, "Settings"); flags override them. Exit codes:
-0 every event acknowledged; 1 some delivery failed; 2 wrong settings or unreachable broker.
+Settings come from the environment (producer/README.md, "Settings"); flags override them.
+Exit codes: 0 every event acknowledged; 1 some delivery failed; 2 wrong settings or unreachable
+broker.
 """
 
 from __future__ import annotations

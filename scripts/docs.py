@@ -2,7 +2,7 @@
 
 The tables live in `emr_jobs/core/contracts/README.md`, between the two marker comments below.
 `python -m scripts.docs` prints them; `--write` puts them into that README in place.
-`tests/test_contracts.py` fails when the README's tables and this output differ.
+`tests/test_contracts.py` fails when that README's tables and this output differ.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 # Iceberg runtime and the SQLite JDBC driver of the catalog) and .cache/jars/s3a (S3A, through
 # which Iceberg's HadoopFileIO writes metadata and data files). --jars ships them to executors.
 #
-# S3A settings (README, "The lake on any S3-compatible store"): endpoint, path-style access,
+# S3A settings (local/README.md, "The lake on any S3-compatible store"): endpoint, path-style access,
 # plain HTTP, and credentials from the environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
 # here MinIO's local dev login, set on this container and on the workers, whose executors
 # write the data files). No key is ever written into a Spark or Hadoop setting.

@@ -5,7 +5,7 @@
 Every new alert is printed as one line on stdout and, when configured, POSTed to
 ``ALERT_WEBHOOK_URL`` and published to ``ALERT_SNS_TOPIC_ARN``. The topic is at least once (a
 replay of the job repeats alert ids); a ledger of ids (DynamoDB on AWS, SQLite locally) makes
-the notifications once per id across restarts. README, "Telling people: the alert forwarder".
+the notifications once per id across restarts. See scripts/alerts/README.md.
 """
 
 from scripts.alerts.ledger import LEDGER_KEY, LEDGER_TTL_ATTRIBUTE

@@ -1,4 +1,4 @@
-"""Settings of the alert forwarder, read from the environment (README, "The alert forwarder").
+"""Settings of the alert forwarder, read from the environment (scripts/alerts/README.md).
 
 Each field declares its variable, default, checks and help in one place
 (``emr_jobs.core.settings``); a wrong value raises ``SettingsError`` naming the variable.

@@ -54,7 +54,7 @@ def _epilog() -> str:
         [
             "settings without a flag (environment only):",
             *rows,
-            "  and the pipeline's KAFKA_*, *_TOPIC and LAKE_* (README, 'Dashboard')",
+            "  and the pipeline's KAFKA_*, *_TOPIC and LAKE_* (scripts/dashboard/README.md)",
             "",
             "exit codes: 0 stopped with Ctrl-C; 2 a wrong setting, a missing front-end library,",
             "an unreachable broker or a port in use (one `error:` line says which).",

@@ -2,8 +2,8 @@
 
 Each stream has a JSON file beside this module (``vehicle.json``, ``gps.json``, ...). The
 producer's events, the Spark schema and validation, the Glue table columns (Terraform reads the
-same files with ``jsondecode(file(...))``) and the README's field tables are all derived from
-them. ``_lake.json`` holds what the job adds to every row and the lake layout.
+same files with ``jsondecode(file(...))``) and the field tables of contracts/README.md are all
+derived from them. ``_lake.json`` holds what the job adds to every row and the lake layout.
 
 This module imports nothing from the project and nothing outside the standard library, so the
 producer, the job, the scripts and Terraform-facing tests can all use it.
