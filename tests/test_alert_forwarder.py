@@ -601,7 +601,7 @@ def test_sns_and_a_dynamodb_ledger_publish_each_id_once_across_groups(
             )
             assert {c["S"] for c in item["channels"]["L"]} == {"stdout", "sns"}
 
-        fresh = ForwarderSettings(**{**vars(settings), "group": fwd.group + "-fresh"})
+        fresh = settings.updated(group=fwd.group + "-fresh")
         result, lines = run(kafka_settings, fresh, max_messages=7)
         assert (result.counts.notified, result.counts.already_notified) == (0, 7)
         assert lines == [] and inbox() == []

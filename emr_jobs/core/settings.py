@@ -216,6 +216,10 @@ class Settings(BaseSettings):
             if env := _extra(info).get("env"):
                 yield env, info
 
+    def updated(self, **changes: Any) -> Self:
+        """A copy with ``changes`` (by field name), checked like any other settings."""
+        return type(self)(**{**self.model_dump(), **changes})
+
     def to_env(self) -> dict[str, str]:
         """The environment that gives a child process these same settings."""
         env: dict[str, str] = {}

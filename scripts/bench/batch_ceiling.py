@@ -156,8 +156,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--event-log", type=Path, help="write Spark's event log here")
     args = parser.parse_args(argv)
 
-    from dataclasses import replace
-
     from emr_jobs.iceberg import ensure_tables, table_specs
 
     began = time.perf_counter()
@@ -165,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark, job = session(args.lake, args.event_log)
     sources = _sources(args.input)
     warm_sources = _sources(args.warmup_input or args.input)
-    warm = replace(job, database=WARM_DATABASE)
+    warm = job.updated(database=WARM_DATABASE)
     for settings in (warm, job):
         ensure_tables(spark, settings, table_specs(list(sources)))
     session_seconds = time.perf_counter() - began
